@@ -1,0 +1,18 @@
+"""tracer: a JAX-style staging tracer. Python functions become a typed IR, which is
+differentiated (adjoint graphs), batched, and compiled through LLVM to native code."""
+from . import primitives as _primitives  # noqa: F401  (registers every primitive)
+from . import core as _core
+from .core import PRIMITIVES  # noqa: F401
+from .ir import ShapedArray, Graph  # noqa: F401
+from .errors import (ConcretizationError, TracerLeakError, ShapeError, DTypeError,  # noqa: F401
+                     TracerError)
+from .pytree import (tree_map, tree_flatten, tree_unflatten, tree_leaves, tree_structure,  # noqa: F401
+                     register_pytree_node)
+from .api import (make_ir, grad, value_and_grad, vjp, jvp, jacfwd, jacrev, hessian)  # noqa: F401
+from .batching import vmap  # noqa: F401
+from .primitives.elementwise import stop_gradient  # noqa: F401
+from . import lax, numpy  # noqa: F401
+
+_core._install_array_methods()
+
+__version__ = "0.1.0"

@@ -1,0 +1,347 @@
+"""The public transforms: make_ir, grad, value_and_grad, vjp, jvp, jacfwd, jacrev,
+hessian. Each traces the user's function into a graph, then interprets the graph
+(forward/reverse mode). With concrete inputs the result is computed at once; with
+traced inputs (inside jit, another grad, make_ir) the work is staged, so
+transforms compose."""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import dtypes
+from .ad_util import Zero, is_zero
+from .autodiff import jvp_graph, vjp_graph
+from .core import Tracer, concrete_aval, get_aval, trace_flat
+from .ir import Graph, ShapedArray
+from .passes import dce
+from .pytree import tree_flatten, tree_unflatten, PyTreeDef
+
+
+def abstractify(x) -> ShapedArray:
+    if isinstance(x, ShapedArray):
+        return x
+    if isinstance(x, Tracer):
+        return x.aval
+    return concrete_aval(x)[1]
+
+
+def _arg_names(fun, n: int) -> list[str]:
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for i in range(n):
+        if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY, params[i].POSITIONAL_OR_KEYWORD):
+            names.append(params[i].name)
+        else:
+            names.append(f"args[{i}]")
+    return names
+
+
+def fun_name(fun) -> str:
+    return getattr(fun, "__name__", None) or type(fun).__name__
+
+
+class Traced:
+    """A function traced at some arguments: its graph, the captured outer values
+    (extra trailing graph inputs), and the pytree structures of inputs and outputs."""
+
+    def __init__(self, graph: Graph, captured: list, in_tree: PyTreeDef, out_tree: PyTreeDef):
+        self.graph, self.captured, self.in_tree, self.out_tree = graph, captured, in_tree, out_tree
+
+
+def trace(fun: Callable, args: Sequence[Any], static_argnums: Sequence[int] = (),
+          name: str | None = None) -> Traced:
+    """Trace ``fun(*args)`` with abstract values for every non-static argument leaf."""
+    if not callable(fun):
+        raise TypeError(f"expected a function, got {type(fun).__name__}")
+    static = {i % len(args) if args else i for i in static_argnums}
+    dyn = [a for i, a in enumerate(args) if i not in static]
+    leaves, in_tree = tree_flatten(dyn)
+    avals = [abstractify(x) for x in leaves]
+    names = _arg_names(fun, len(args))
+    dyn_names = [n for i, n in enumerate(names) if i not in static]
+    origins = []
+    for nm, sub in zip(dyn_names, dyn):
+        k = len(tree_flatten(sub)[0])
+        origins += [f"argument `{nm}`" if k == 1 else f"a leaf of argument `{nm}`"] * k
+    out_tree_box = []
+
+    def flat_fun(*tracers):
+        dyn_vals = iter(tree_unflatten(in_tree, tracers))
+        full = [args[i] if i in static else next(dyn_vals) for i in range(len(args))]
+        out = fun(*full)
+        out_leaves, out_tree = tree_flatten(out)
+        out_tree_box.append(out_tree)
+        return out_leaves
+
+    graph, captured = trace_flat(flat_fun, avals, name or fun_name(fun), origins)
+    return Traced(dce(graph), captured, in_tree, out_tree_box[0])
+
+
+def make_ir(fun: Callable, static_argnums: Sequence[int] | int = ()) -> Callable[..., Graph]:
+    """``make_ir(f)(*args)`` returns the typed IR graph of ``f`` at those arguments
+    (arrays, Python scalars, ``ShapedArray``s, or pytrees of them); print it to read it."""
+    static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+
+    @functools.wraps(fun)
+    def make(*args):
+        return trace(fun, args, static_argnums).graph
+    return make
+
+
+# ---------------------------------------------------------------- reverse mode
+
+def _argnums_tuple(argnums) -> tuple[int, ...]:
+    return (argnums,) if isinstance(argnums, int) else tuple(argnums)
+
+
+def _check_diff_leaves(fun, args, argnums, what):
+    for i in argnums:
+        if not -len(args) <= i < len(args):
+            raise ValueError(f"{what}: argnums {i} is out of range for {len(args)} positional arguments")
+        for leaf in tree_flatten(args[i])[0]:
+            aval = abstractify(leaf)
+            if not dtypes.is_float(aval.dtype):
+                raise TypeError(
+                    f"{what} requires floating-point inputs, but argument {i} of {fun_name(fun)} has "
+                    f"dtype {aval.dtype.name}. Convert it with .astype(float32), or differentiate "
+                    f"with respect to another argument (argnums).")
+
+
+def _vjp_setup(fun, args, argnums):
+    """Trace fun, run it forward under reverse mode; return outputs and backward."""
+    t = trace(fun, args)
+    leaves = tree_flatten(list(args))[0]
+    active = []
+    for i, a in enumerate(args):
+        active += [i in argnums] * len(tree_flatten(a)[0])
+    outs, backward = vjp_graph(t.graph, leaves + t.captured, active + [False] * len(t.captured))
+    return t, leaves, outs, backward
+
+
+def _zeros_for(leaf):
+    a = abstractify(leaf)
+    return np.zeros(a.shape, a.dtype) if not isinstance(leaf, Tracer) else _traced_zeros(a)
+
+
+def _traced_zeros(aval):
+    from . import lax
+    return lax.full(aval.shape, 0, aval.dtype)
+
+
+def _ones_like(x):
+    a = get_aval(x)
+    if isinstance(x, Tracer):
+        from . import lax
+        return lax.full(a.shape, 1, a.dtype)
+    return np.ones(a.shape, a.strip_weak().dtype)
+
+
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """``f -> (value, gradient)``: the gradient of a scalar-valued ``f`` with respect
+    to the arguments ``argnums`` (same pytree structure as those arguments)."""
+    nums = _argnums_tuple(argnums)
+
+    @functools.wraps(fun)
+    def vg(*args):
+        norm = tuple(i % len(args) if args else i for i in nums)
+        _check_diff_leaves(fun, args, norm, "grad")
+        t, leaves, outs, backward = _vjp_setup(fun, args, norm)
+        out = tree_unflatten(t.out_tree, outs)
+        if has_aux:
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise TypeError("with has_aux=True the function must return a pair (output, aux)")
+            value, aux = out
+        else:
+            value = out
+        vleaves = tree_flatten(value)[0]
+        if len(vleaves) != 1 or get_aval(vleaves[0]).shape != ():
+            shapes = [str(get_aval(v)) for v in vleaves]
+            raise TypeError(f"grad requires a function with a scalar (0-d) output, but "
+                            f"{fun_name(fun)} returned {', '.join(shapes) or 'nothing'}; use jacrev/vjp "
+                            f"for non-scalar outputs")
+        if not dtypes.is_float(get_aval(vleaves[0]).dtype):
+            raise TypeError(f"grad requires a floating-point output, got {get_aval(vleaves[0])}")
+        cts = [None] * len(outs)
+        cts[[i for i, o in enumerate(outs) if o is vleaves[0]][0]] = _ones_like(vleaves[0])
+        in_cts = backward(cts)
+        grads, pos = [], 0
+        for i, a in enumerate(args):
+            n = len(tree_flatten(a)[0])
+            if i in norm:
+                sub_leaves = leaves[pos:pos + n]
+                g = [c if not is_zero(c) else _zeros_for(l) for c, l in zip(in_cts[pos:pos + n], sub_leaves)]
+                grads.append(tree_unflatten(tree_flatten(a)[1], g))
+            pos += n
+        by_num = dict(zip(norm, grads))
+        g = by_num[norm[0]] if isinstance(argnums, int) else tuple(by_num[i] for i in norm)
+        return ((value, aux), g) if has_aux else (value, g)
+    return vg
+
+
+def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The gradient of a scalar-valued function (reverse mode: the adjoint graph)."""
+    vg = value_and_grad(fun, argnums, has_aux)
+
+    @functools.wraps(fun)
+    def g(*args):
+        (value_aux, grads) = vg(*args)
+        return (grads, value_aux[1]) if has_aux else grads
+    return g
+
+
+def vjp(fun: Callable, *primals, has_aux: bool = False):
+    """``(out, vjp_fun)`` with ``vjp_fun(cotangent) -> tuple of input cotangents``."""
+    t, leaves, outs, backward = _vjp_setup(fun, primals, tuple(range(len(primals))))
+    for i, p in enumerate(primals):
+        for leaf in tree_flatten(p)[0]:
+            if not dtypes.is_float(abstractify(leaf).dtype):
+                raise TypeError(f"vjp requires floating-point inputs; argument {i} has dtype "
+                                f"{abstractify(leaf).dtype.name}")
+    out = tree_unflatten(t.out_tree, outs)
+    aux = None
+    if has_aux:
+        out, aux = out
+        main_leaves = tree_flatten(out)[0]
+    else:
+        main_leaves = outs
+    out_leaves, out_tree = tree_flatten(out)
+
+    def vjp_fun(ct):
+        ct_leaves, ct_tree = tree_flatten(ct)
+        if ct_tree != out_tree:
+            raise TypeError(f"vjp_fun: cotangent structure {ct_tree} differs from the output's {out_tree}")
+        for c, o in zip(ct_leaves, out_leaves):
+            if abstractify(c).shape != get_aval(o).shape:
+                raise ValueError(f"vjp_fun: cotangent of shape {abstractify(c).shape} for an output "
+                                 f"of shape {get_aval(o).shape}")
+        by_id = {id(o): c for o, c in zip(main_leaves, ct_leaves)}
+        cts = [by_id.get(id(o)) for o in outs]
+        cts = [None if c is None else _as_ct(c, o) for c, o in zip(cts, outs)]
+        in_cts = backward(cts)
+        res, pos = [], 0
+        for p in primals:
+            pl, pt = tree_flatten(p)
+            g = [c if not is_zero(c) else _zeros_for(l) for c, l in zip(in_cts[pos:pos + len(pl)], pl)]
+            res.append(tree_unflatten(pt, g))
+            pos += len(pl)
+        return tuple(res)
+    return (out, vjp_fun, aux) if has_aux else (out, vjp_fun)
+
+
+def _as_ct(c, o):
+    dt = get_aval(o).dtype
+    if isinstance(c, Tracer):
+        from . import lax
+        return lax.convert_element_type(c, dt)
+    return np.asarray(c, dt)
+
+
+# ---------------------------------------------------------------- forward mode
+
+def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]):
+    """``(fun(*primals), J @ tangents)`` by forward mode."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp takes primals and tangents as tuples (or lists) of arguments")
+    if len(primals) != len(tangents):
+        raise TypeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    t = trace(fun, tuple(primals))
+    p_leaves, p_tree = tree_flatten(list(primals))
+    t_leaves, t_tree = tree_flatten(list(tangents))
+    if p_tree != t_tree:
+        raise TypeError(f"jvp: primal structure {p_tree} differs from tangent structure {t_tree}")
+    ts = []
+    for p, tn in zip(p_leaves, t_leaves):
+        pa, ta = abstractify(p), abstractify(tn)
+        if pa.shape != ta.shape:
+            raise ValueError(f"jvp: tangent shape {ta.shape} differs from primal shape {pa.shape}")
+        if not dtypes.is_float(pa.dtype):
+            ts.append(Zero(pa))
+            continue
+        ts.append(tn if isinstance(tn, Tracer) else np.asarray(tn, pa.dtype))
+    outs, touts = jvp_graph(t.graph, p_leaves + t.captured, ts + [None] * len(t.captured))
+    touts = [_zeros_for(o) if is_zero(tt) else tt for tt, o in zip(touts, outs)]
+    return tree_unflatten(t.out_tree, outs), tree_unflatten(t.out_tree, touts)
+
+
+# ---------------------------------------------------------------- jacobians
+
+def _std_basis(aval):
+    n = aval.size
+    return np.eye(n, dtype=aval.dtype).reshape((n,) + aval.shape)
+
+
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0):
+    """The Jacobian by forward mode: one JVP per input element, batched with vmap."""
+    return _jacobian(fun, argnums, forward=True)
+
+
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0):
+    """The Jacobian by reverse mode: one VJP per output element, batched with vmap."""
+    return _jacobian(fun, argnums, forward=False)
+
+
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0):
+    """``jacfwd(jacrev(fun))``."""
+    return jacfwd(jacrev(fun, argnums), argnums)
+
+
+def _jacobian(fun, argnums, forward: bool):
+    from . import lax
+    from .batching import vmap
+    nums = _argnums_tuple(argnums)
+
+    @functools.wraps(fun)
+    def jac(*args):
+        norm = tuple(i % len(args) for i in nums)
+        _check_diff_leaves(fun, args, norm, "jacfwd" if forward else "jacrev")
+        diff_args = [args[i] for i in norm]
+        d_leaves, d_tree = tree_flatten(diff_args)
+        d_avals = [abstractify(x) for x in d_leaves]
+
+        def f_flat(*dl):
+            new = list(args)
+            for i, v in zip(norm, tree_unflatten(d_tree, dl)):
+                new[i] = v
+            return fun(*new)
+
+        out_shape_tree = None
+        if forward:
+            blocks = []  # blocks[j][i]: d out_i / d in_j with shape out_i.shape + in_j.shape
+            for j, a in enumerate(d_avals):
+                basis = _std_basis(a)
+
+                def push(t, j=j):
+                    ts = [t if k == j else np.zeros(av.shape, av.dtype) for k, av in enumerate(d_avals)]
+                    return jvp(f_flat, tuple(d_leaves), tuple(ts))[1]
+                res = vmap(push)(basis)  # leading axis: input element
+                r_leaves, out_shape_tree = tree_flatten(res)
+                blocks.append([lax.moveaxis(lax.reshape(r, (a.size,) + get_aval(r).shape[1:]), 0, -1)
+                               for r in r_leaves])
+                blocks[-1] = [lax.reshape(b, get_aval(b).shape[:-1] + a.shape) for b in blocks[-1]]
+            per_out = list(zip(*blocks))
+        else:
+            out, pullback = vjp(f_flat, *d_leaves)
+            o_leaves, out_shape_tree = tree_flatten(out)
+            per_out = []
+            for i, o in enumerate(o_leaves):
+                oa = get_aval(o)
+
+                def pull(c, i=i):
+                    cts = [c if k == i else np.zeros(get_aval(x).shape, get_aval(x).dtype)
+                           for k, x in enumerate(o_leaves)]
+                    return pullback(tree_unflatten(out_shape_tree, cts))
+                res = vmap(pull)(_std_basis(oa.strip_weak()))
+                per_out.append([lax.reshape(r, oa.shape + d_avals[j].shape) for j, r in enumerate(res)])
+        # structure: output tree of (argnums tree of arrays)
+        jac_leaves = []
+        for row in per_out:
+            sub = tree_unflatten(d_tree, list(row))
+            jac_leaves.append(sub[0] if isinstance(argnums, int) else tuple(sub))
+        return tree_unflatten(out_shape_tree, jac_leaves)
+    return jac

@@ -1,0 +1,234 @@
+"""numpy indexing on arrays and tracers: ``x[idx]`` and ``x.at[idx].set/add/...``.
+
+Basic indices (static ints, slices with any step, None, Ellipsis) become slice /
+rev / reshape. Integer arrays (and traced integer scalars) are advanced indices:
+they broadcast together and become one ``gather``; as in numpy, the indexed
+dimensions go where the first advanced index stood when the advanced indices are
+adjacent, else to the front. Negative indices wrap; out-of-range indices are
+clamped (gather) or dropped (scatter). Boolean masks are accepted only when
+concrete (their result shape must be static).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from .. import lax
+from ..core import Tracer, get_aval, where
+from ..errors import ConcretizationError
+from ._core import asarray_operand, cast, broadcast_shapes
+
+
+def _is_int_scalar(i) -> bool:
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _expand_index(idx, ndim):
+    """Turn an index into a tuple with no Ellipsis and concrete bool masks replaced."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    for i in idx:
+        if isinstance(i, list):
+            i = np.asarray(i)
+            if i.dtype == np.float64 and i.size == 0:
+                i = i.astype(np.int64)
+        if isinstance(i, (np.ndarray, np.bool_, bool)) and np.asarray(i).dtype == np.bool_:
+            i = np.asarray(i)
+            if i.ndim == 0:
+                raise IndexError("boolean scalar indices are not supported")
+            out.extend(np.nonzero(i))
+            continue
+        if isinstance(i, Tracer) and i.dtype == dtypes.bool_:
+            raise ConcretizationError(
+                f"boolean mask indexing with a traced mask has a data-dependent shape{where()}; use "
+                f"tnp.where(mask, x, other) instead")
+        if isinstance(i, Tracer) and not dtypes.is_int(i.dtype):
+            raise IndexError(f"indices must be integers, got a traced {i.aval}")
+        if isinstance(i, np.ndarray) and i.dtype.kind not in "iu":
+            raise IndexError(f"indices must be integers or bools, got an array of {i.dtype}")
+        if isinstance(i, float):
+            raise IndexError("indices must be integers, got a float")
+        out.append(i)
+    n_ell = sum(1 for i in out if i is Ellipsis)
+    if n_ell > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(1 for i in out if i is not None and i is not Ellipsis)
+    if used > ndim:
+        raise IndexError(f"too many indices: array is {ndim}-dimensional, but {used} were indexed")
+    if n_ell:
+        k = out.index(Ellipsis)
+        out[k:k + 1] = [slice(None)] * (ndim - used)
+    else:
+        out += [slice(None)] * (ndim - used)
+    return out
+
+
+def _is_advanced(i) -> bool:
+    return isinstance(i, (np.ndarray, Tracer))
+
+
+def _wrap_negative(idx, dim):
+    """Negative indices count from the end (concrete: at once; traced: select)."""
+    if isinstance(idx, Tracer):
+        return lax.select(lax.lt(idx, lax.full_like(idx, 0)), lax.add(idx, lax.full_like(idx, dim)), idx)
+    idx = np.asarray(idx)
+    return np.where(idx < 0, idx + dim, idx)
+
+
+def _prepare(x, idx):
+    """Apply None and basic indices. Returns (array, list of (axis, advanced index),
+    list of output axes that are adjacent-advanced-eligible)."""
+    x = asarray_operand(x)
+    shape = get_aval(x).shape
+    entries = _expand_index(idx, len(shape))
+    has_adv = any(_is_advanced(i) for i in entries)
+    # None -> a new size-1 axis indexed by a full slice
+    new_shape, dim_entries, d = [], [], 0
+    for i in entries:
+        if i is None:
+            new_shape.append(1)
+            dim_entries.append(slice(None))
+        else:
+            new_shape.append(shape[d])
+            dim_entries.append(i)
+            d += 1
+    if tuple(new_shape) != shape:
+        x = lax.reshape(x, new_shape)
+    shape = tuple(new_shape)
+    starts, limits, strides, flips, squeeze, advanced = [], [], [], [], [], []
+    for ax, (i, n) in enumerate(zip(dim_entries, shape)):
+        if isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            if step < 0:
+                flips.append(ax)
+                # reversed view: element k of x[start:stop:step] is rev(x)[n-1-start + k*(-step)]
+                count = len(range(start, stop, step))
+                rstart = n - 1 - start
+                starts.append(rstart if count else 0)
+                limits.append(rstart + (count - 1) * (-step) + 1 if count else 0)
+                strides.append(-step)
+            else:
+                count = len(range(start, stop, step))
+                starts.append(start if count else 0)
+                limits.append(start + (count - 1) * step + 1 if count else 0)
+                strides.append(step)
+        elif _is_int_scalar(i) and not has_adv:
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {ax} with size {n}")
+            i = int(i) % n
+            starts.append(i), limits.append(i + 1), strides.append(1)
+            squeeze.append(ax)
+        else:
+            if _is_int_scalar(i):
+                if not -n <= i < n:
+                    raise IndexError(f"index {i} is out of bounds for axis {ax} with size {n}")
+                i = np.asarray(int(i) % n, dtypes.int32)
+            starts.append(0), limits.append(n), strides.append(1)
+            advanced.append((ax, _wrap_negative(i, n)))
+    if flips:
+        x = lax.rev(x, flips)
+    x = lax.slice(x, starts, limits, strides)
+    return x, squeeze, advanced
+
+
+def getitem(x, idx):
+    """``x[idx]`` with numpy semantics (see the module docstring)."""
+    x, squeeze, advanced = _prepare(x, idx)
+    shape = get_aval(x).shape
+    if squeeze:
+        x = lax.reshape(x, [d for a, d in enumerate(shape) if a not in squeeze])
+        return x
+    if not advanced:
+        return x
+    axes = [a for a, _ in advanced]
+    idxs = [i for _, i in advanced]
+    bshape = broadcast_shapes("indexing", *[get_aval(i).shape for i in idxs])
+    it = dtypes.int64 if any(get_aval(i).dtype == dtypes.int64 for i in idxs) else dtypes.int32
+    cols = [lax.broadcast_to_shape(cast(i, it), bshape) for i in idxs]
+    from . import stack
+    index = stack(cols, axis=-1) if cols else None
+    out = lax.gather(x, index, tuple(axes), mode="clip")
+    adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
+    if adjacent and axes[0] != 0:
+        # move the broadcast index dims to where the first advanced index was
+        nb = len(bshape)
+        rest = list(range(nb, get_aval(out).ndim))
+        perm = rest[:axes[0]] + list(range(nb)) + rest[axes[0]:]
+        out = lax.transpose(out, perm)
+    return out
+
+
+def take(a, indices, axis=None):
+    a = asarray_operand(a)
+    if axis is None:
+        from . import ravel
+        a, axis = ravel(a), 0
+    nd = get_aval(a).ndim
+    idx = [slice(None)] * nd
+    idx[axis % nd] = indices if isinstance(indices, Tracer) else np.asarray(indices)
+    return getitem(a, tuple(idx))
+
+
+class _IndexUpdate:
+    def __init__(self, x, idx):
+        self.x, self.idx = x, idx
+
+    def get(self):
+        return getitem(self.x, self.idx)
+
+    def set(self, values):
+        return _update(self.x, self.idx, values, "set")
+
+    def add(self, values):
+        return _update(self.x, self.idx, values, "add")
+
+    def subtract(self, values):
+        from . import negative
+        return _update(self.x, self.idx, negative(values), "add")
+
+    def mul(self, values):
+        return _update(self.x, self.idx, values, "mul")
+
+    multiply = mul
+
+    def divide(self, values):
+        from . import reciprocal
+        return _update(self.x, self.idx, reciprocal(values), "mul")
+
+    def min(self, values):
+        return _update(self.x, self.idx, values, "min")
+
+    def max(self, values):
+        return _update(self.x, self.idx, values, "max")
+
+
+class AtIndexer:
+    """``x.at[idx]``: functional updates, as in JAX."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __getitem__(self, idx):
+        return _IndexUpdate(self.x, idx)
+
+
+def _update(x, idx, values, kind):
+    x = asarray_operand(x)
+    aval = get_aval(x)
+    # Flat positions of the selected elements: index an iota of the array's size.
+    pos = getitem(lax.iota(dtypes.int32 if aval.size < 2**31 else dtypes.int64, (aval.size,), 0)
+                  if aval.size else np.zeros((0,), np.int32), ())
+    pos = getitem(lax.reshape(pos, aval.shape), idx)
+    sel_shape = get_aval(pos).shape
+    vals = asarray_operand(values)
+    vals = cast(vals, aval.dtype)
+    vals = lax.broadcast_to_shape(vals, sel_shape)
+    flat = lax.reshape(x, (aval.size,))
+    index = lax.reshape(pos, (int(np.prod(sel_shape, dtype=np.int64)), 1))
+    upd = lax.reshape(vals, (int(np.prod(sel_shape, dtype=np.int64)),))
+    if kind == "add":
+        out = lax.scatter_add(flat, index, upd, (0,), mode="drop")
+    else:
+        out = lax.scatter(flat, index, upd, (0,), mode="drop", combine=kind)
+    return lax.reshape(out, aval.shape)

@@ -1,0 +1,210 @@
+"""Gather and scatter with integer index arrays.
+
+``indices`` has shape ``batch + (k,)``: each row indexes the operand's ``axes``
+(k of them). ``gather`` returns ``batch + (operand dims not in axes)``; the
+scatters take ``updates`` of that shape.
+
+Out-of-range indices (documented rule, memory is never touched out of bounds):
+* ``mode="clip"``: indices are clamped into range (gather's default, as JAX);
+* ``mode="fill"`` (gather) / ``mode="drop"`` (scatters): out-of-range rows read
+  zero / are skipped.
+Negative indices are not wrapped here; ``tracer.numpy`` wraps them before indexing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..ad_util import Zero, is_zero, instantiate
+from ..core import Primitive, get_aval
+from ..ir import ShapedArray
+from .common import dtype_error, normalize_axes, shape_error
+
+
+def _index_shape(op, operand, indices, axes):
+    if not dtypes.is_int(indices.dtype):
+        raise dtype_error(op, f"indices must be integers, got {indices.dtype.name}", indices)
+    if indices.ndim < 1 or indices.shape[-1] != len(axes):
+        raise shape_error(op, f"indices need a last dimension of size {len(axes)} (one per "
+                          f"indexed axis {axes})", operand, indices)
+    normalize_axes(op, axes, operand.ndim)
+    return indices.shape[:-1] + tuple(d for i, d in enumerate(operand.shape) if i not in axes)
+
+
+def _rows(operand, indices, axes, mode):
+    """Clamped index tuple into the operand (moved so indexed axes lead) and a validity mask."""
+    idx = np.asarray(indices).astype(np.int64)
+    dims = np.array([operand.shape[a] for a in axes], dtype=np.int64)
+    valid = np.all((idx >= 0) & (idx < dims), axis=-1)
+    clamped = np.clip(idx, 0, np.maximum(dims - 1, 0))
+    return tuple(clamped[..., i] for i in range(len(axes))), valid
+
+
+def _front(operand, axes):
+    return np.moveaxis(np.asarray(operand), axes, tuple(range(len(axes))))
+
+
+# ---------------------------------------------------------------- gather
+
+gather_p = Primitive("gather")
+
+
+def _gather_aval(operand, indices, *, axes, mode):
+    if mode not in ("clip", "fill"):
+        raise ValueError(f"gather mode must be 'clip' or 'fill', got {mode!r}")
+    shape = _index_shape("gather", operand, indices, axes)
+    if any(operand.shape[a] == 0 for a in axes) and int(np.prod(indices.shape[:-1])) > 0:
+        raise shape_error("gather", "cannot index into a zero-size axis", operand, indices)
+    return ShapedArray(shape, operand.dtype, operand.weak_type)
+
+
+def _gather_impl(operand, indices, *, axes, mode):
+    front = _front(operand, axes)
+    rows, valid = _rows(operand, indices, axes, mode)
+    if front.size == 0 or any(operand.shape[a] == 0 for a in axes):
+        return np.zeros(_gather_aval(ShapedArray(operand.shape, operand.dtype),
+                                     ShapedArray(np.shape(indices), np.asarray(indices).dtype),
+                                     axes=axes, mode=mode).shape, operand.dtype)
+    out = front[rows]
+    if mode == "fill":
+        out = np.where(valid.reshape(valid.shape + (1,) * (out.ndim - valid.ndim)), out, 0)
+    return out.astype(operand.dtype)
+
+
+def _gather_jvp(primals, tangents, *, axes, mode):
+    operand, indices = primals
+    out = gather_p.bind(operand, indices, axes=axes, mode=mode)
+    if is_zero(tangents[0]):
+        return out, Zero(get_aval(out).strip_weak())
+    return out, gather_p.bind(tangents[0], indices, axes=axes, mode=mode)
+
+
+def _gather_vjp(ct, primals, out, *, axes, mode):
+    if is_zero(ct):
+        return [None, None]
+    operand, indices = primals
+    zeros = instantiate(None, get_aval(operand).strip_weak())
+    back = "clip" if mode == "clip" else "drop"
+    return [scatter_add_p.bind(zeros, indices, ct, axes=axes, mode=back), None]
+
+
+gather_p.abstract_eval = _gather_aval
+gather_p.impl = _gather_impl
+gather_p.jvp = _gather_jvp
+gather_p.vjp = _gather_vjp
+
+
+def gather(operand, indices, axes, mode: str = "clip"):
+    return gather_p.bind(operand, indices, axes=tuple(int(a) for a in axes), mode=mode)
+
+
+# ---------------------------------------------------------------- scatters
+
+def _scatter_aval(op):
+    def rule(operand, indices, updates, *, axes, mode, **_):
+        if mode not in ("clip", "drop"):
+            raise ValueError(f"{op} mode must be 'clip' or 'drop', got {mode!r}")
+        shape = _index_shape(op, operand, indices, axes)
+        if updates.shape != shape:
+            raise shape_error(op, f"updates must have shape {shape}", operand, indices, updates)
+        if updates.dtype != operand.dtype:
+            raise dtype_error(op, "updates must have the operand's dtype", operand, updates)
+        return ShapedArray(operand.shape, operand.dtype, operand.weak_type)
+    return rule
+
+
+def _scatter_impl(combine):
+    def impl(operand, indices, updates, *, axes, mode, **params):
+        kind = params.get("combine", combine)
+        out = np.array(operand, copy=True)
+        if out.size == 0 or np.size(updates) == 0:
+            return out
+        front = _front(out, axes)  # a view: writes land in `out`
+        rows, valid = _rows(out, indices, axes, mode)
+        upd = np.asarray(updates, out.dtype)
+        if mode == "drop":
+            rows = tuple(r[valid] for r in rows)
+            upd = upd[valid]
+        ufunc = {"add": np.add, "mul": np.multiply, "min": np.minimum, "max": np.maximum}.get(kind)
+        if ufunc is None:  # set: the last write wins, as in a sequential loop
+            for i in np.ndindex(*rows[0].shape):
+                front[tuple(r[i] for r in rows)] = upd[i]
+        else:
+            ufunc.at(front, rows, upd)
+        return out
+    return impl
+
+
+scatter_add_p = Primitive("scatter_add")
+scatter_add_p.abstract_eval = _scatter_aval("scatter_add")
+scatter_add_p.impl = _scatter_impl("add")
+
+
+def _scatter_add_jvp(primals, tangents, *, axes, mode):
+    operand, indices, updates = primals
+    out = scatter_add_p.bind(operand, indices, updates, axes=axes, mode=mode)
+    t_op, _, t_up = tangents
+    if is_zero(t_op) and is_zero(t_up):
+        return out, Zero(get_aval(out).strip_weak())
+    t_op = instantiate(t_op, get_aval(operand).strip_weak())
+    t_up = instantiate(t_up, get_aval(updates).strip_weak())
+    return out, scatter_add_p.bind(t_op, indices, t_up, axes=axes, mode=mode)
+
+
+def _scatter_add_vjp(ct, primals, out, *, axes, mode):
+    if is_zero(ct):
+        return [None, None, None]
+    back = "clip" if mode == "clip" else "fill"
+    return [ct, None, gather_p.bind(ct, primals[1], axes=axes, mode=back)]
+
+
+scatter_add_p.jvp = _scatter_add_jvp
+scatter_add_p.vjp = _scatter_add_vjp
+
+
+def scatter_add(operand, indices, updates, axes, mode: str = "drop"):
+    return scatter_add_p.bind(operand, indices, updates, axes=tuple(int(a) for a in axes), mode=mode)
+
+
+scatter_p = Primitive("scatter")
+scatter_p.abstract_eval = _scatter_aval("scatter")
+scatter_p.impl = _scatter_impl("set")
+
+
+def _scatter_jvp(primals, tangents, *, axes, mode, combine):
+    operand, indices, updates = primals
+    out = scatter_p.bind(operand, indices, updates, axes=axes, mode=mode, combine=combine)
+    t_op, _, t_up = tangents
+    if is_zero(t_op) and is_zero(t_up):
+        return out, Zero(get_aval(out).strip_weak())
+    if combine != "set":
+        raise NotImplementedError(f"differentiation of x.at[...].{combine}() is not supported; "
+                                  f"use .set/.add, or write the update with tnp.where")
+    t_op = instantiate(t_op, get_aval(operand).strip_weak())
+    t_up = instantiate(t_up, get_aval(updates).strip_weak())
+    return out, scatter_p.bind(t_op, indices, t_up, axes=axes, mode=mode, combine="set")
+
+
+def _scatter_vjp(ct, primals, out, *, axes, mode, combine):
+    if is_zero(ct):
+        return [None, None, None]
+    if combine != "set":
+        raise NotImplementedError(f"differentiation of x.at[...].{combine}() is not supported; "
+                                  f"use .set/.add, or write the update with tnp.where")
+    operand, indices, updates = primals
+    zeros = instantiate(None, get_aval(updates).strip_weak())
+    back = "clip" if mode == "clip" else "fill"
+    return [scatter_p.bind(ct, indices, zeros, axes=axes, mode=mode, combine="set"), None,
+            gather_p.bind(ct, indices, axes=axes, mode=back)]
+
+
+scatter_p.jvp, scatter_p.vjp = _scatter_jvp, _scatter_vjp
+
+
+def scatter(operand, indices, updates, axes, mode: str = "drop", combine: str = "set"):
+    """Write ``updates`` at ``indices`` (``combine``: set, mul, min or max). With
+    duplicate indices and ``set``, the last update wins."""
+    if combine not in ("set", "mul", "min", "max"):
+        raise ValueError(f"scatter combine must be set, mul, min or max, got {combine!r}")
+    return scatter_p.bind(operand, indices, updates, axes=tuple(int(a) for a in axes), mode=mode,
+                          combine=combine)

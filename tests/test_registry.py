@@ -1,0 +1,14 @@
+"""Every primitive must define every rule: a missing rule fails here, not in a user's program."""
+import pytest
+
+import tracer  # noqa: F401  (registers every primitive)
+from tracer import core
+
+
+def _missing(rule: str) -> list[str]:
+    return sorted(name for name, p in core.PRIMITIVES.items() if getattr(p, rule) is core.MISSING)
+
+
+@pytest.mark.parametrize("rule", ["abstract_eval", "impl"])
+def test_every_primitive_has_reference_rules(rule):
+    assert _missing(rule) == [], f"primitives without a {rule} rule"

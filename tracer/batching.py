@@ -5,21 +5,29 @@ evaluated on the batched values, each carrying the axis that holds the batch
 (or None when it is the same for every member). Each primitive's ``batch`` rule
 maps (operands, batch axes) to (result, result batch axis), so the printed IR of
 a vmapped function is the batched graph, not a loop.
+
+Helpers for writing batch rules live here too (``bdim_to_front``, ``shift_axes``,
+``move_batch_axis``); the rules themselves sit beside their primitives.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from .core import bind, get_aval
+from .core import get_aval
 from .ir import Graph, Literal, Var
-from .pytree import tree_flatten, tree_unflatten, treedef_children_prefix
+from .pytree import _REGISTRY, _is_namedtuple, tree_flatten, tree_unflatten, treedef_children_prefix
 
+
+# ---------------------------------------------------------------- the interpreter
 
 def batch_graph(graph: Graph, args, dims, size: int):
-    """Evaluate ``graph`` on batched ``args`` (batch axis per arg in ``dims``)."""
+    """Evaluate ``graph`` on batched ``args`` (batch axis per arg in ``dims``, None for
+    unbatched). Returns (outputs, their batch axes). Equations none of whose operands
+    is batched are re-bound unchanged; the others go through their primitive's rule."""
+    from .core import bind
     env: dict[Var, Any] = dict(zip(graph.invars, args))
-    denv: dict[Var, Any] = {v: d for v, d in zip(graph.invars, dims) if d is not None}
+    denv: dict[Var, int] = {v: d for v, d in zip(graph.invars, dims) if d is not None}
     env.update(zip(graph.constvars, graph.constvals))
 
     def read(a):
@@ -41,70 +49,144 @@ def batch_graph(graph: Graph, args, dims, size: int):
             [denv.get(v) if isinstance(v, Var) else None for v in graph.outvars])
 
 
-def move_batch_axis(x, src, dst, size: int):
-    """Put the batch axis of ``x`` (``src``, None if unbatched) at ``dst`` (None: drop)."""
+# ---------------------------------------------------------------- helpers for rules
+
+def batch_size(args, dims) -> int:
+    """The batch size, read off the first batched operand."""
+    return next(get_aval(a).shape[d] for a, d in zip(args, dims) if d is not None)
+
+
+def shift_axes(axes: Sequence[int], d: int) -> tuple[int, ...]:
+    """Per-example axis numbers -> axis numbers of the batched value (batch axis at ``d``)."""
+    return tuple(a + (a >= d) for a in axes)
+
+
+def move_batch_axis(x, src: int | None, dst: int, size: int):
+    """Put the batch axis of ``x`` (``src``; None: unbatched, broadcast it) at ``dst``."""
     from . import lax
-    if dst is None:
-        if src is not None:
-            raise ValueError("vmap: out_axes=None requires an output that does not depend on the "
-                             "batched inputs")
-        return x
     if src is None:
         a = get_aval(x)
-        x = lax.broadcast_in_dim(x, (size,) + a.shape, tuple(range(1, a.ndim + 1)))
-        src = 0
-    nd = get_aval(x).ndim
-    return lax.moveaxis(x, src, dst % nd)
+        shape = a.shape[:dst] + (size,) + a.shape[dst:]
+        return lax.broadcast_in_dim(x, shape, tuple(i for i in range(len(shape)) if i != dst))
+    return lax.moveaxis(x, src, dst)
+
+
+def bdim_to_front(x, d: int | None, size: int | None = None):
+    """``x`` with its batch axis first (an unbatched ``x`` is broadcast to ``size``)."""
+    return move_batch_axis(x, d, 0, size)
+
+
+# ---------------------------------------------------------------- vmap
+
+def _leaf_paths(x, prefix: str) -> list[str]:
+    """A readable name per leaf of ``x``, in ``tree_flatten`` order."""
+    t = type(x)
+    if x is None:
+        return []
+    if t in _REGISTRY:
+        kids = list(_REGISTRY[t][0](x)[0])
+        return [p for i, c in enumerate(kids) for p in _leaf_paths(c, f"{prefix}[{i}]")]
+    if isinstance(x, dict):
+        return [p for k in sorted(x) for p in _leaf_paths(x[k], f"{prefix}[{k!r}]")]
+    if t is tuple or t is list or _is_namedtuple(x):
+        return [p for i, c in enumerate(x) for p in _leaf_paths(c, f"{prefix}[{i}]")]
+    return [prefix]
+
+
+def _check_axes_spec(spec, what: str) -> None:
+    """in_axes/out_axes leaves must be ints or None."""
+    for leaf in tree_flatten(spec)[0]:
+        if not isinstance(leaf, int) or isinstance(leaf, bool):
+            raise TypeError(f"vmap: {what} must be an int, None, or a pytree of those; got {leaf!r} "
+                            f"in {what}={spec!r}")
 
 
 def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
-    """Vectorise ``fun`` over the axis ``in_axes`` of its arguments (int, None, or a
-    pytree prefix of the arguments); results get their batch axis at ``out_axes``."""
-    from .api import fun_name, trace, abstractify
+    """Vectorise ``fun`` over an axis of its arguments.
+
+    ``in_axes``: an int (the mapped axis of every argument), None (not mapped), or a
+    tuple/list with one entry per positional argument, each entry itself an int, None
+    or a pytree prefix of that argument (e.g. a dict of axes). Negative axes count
+    from the end. ``out_axes`` (same forms, a prefix of the output) says where the
+    batch axis goes in each result; None means "unbatched", allowed only for outputs
+    that do not depend on the mapped inputs."""
+    from .api import _arg_names, abstractify, fun_name, trace
     from .ir import ShapedArray
+
+    if not callable(fun):
+        raise TypeError(f"vmap: expected a function, got {type(fun).__name__}")
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
+    if not (in_axes is None or isinstance(in_axes, (int, tuple))) or isinstance(in_axes, bool):
+        raise TypeError(f"vmap: in_axes must be an int, None, or a tuple with one entry per "
+                        f"positional argument; got {type(in_axes).__name__} {in_axes!r}")
+    _check_axes_spec(in_axes, "in_axes")
+    _check_axes_spec(out_axes, "out_axes")
+    name = fun_name(fun)
 
     @functools.wraps(fun)
     def batched(*args):
-        axes = in_axes
-        if isinstance(axes, list):
-            axes = tuple(axes)
-        if isinstance(axes, tuple) and len(axes) != len(args):
-            raise ValueError(f"vmap({fun_name(fun)}): in_axes has {len(axes)} entries but the function "
-                             f"was called with {len(args)} positional arguments")
+        if isinstance(in_axes, tuple) and len(in_axes) != len(args):
+            raise ValueError(f"vmap({name}): in_axes {in_axes!r} has {len(in_axes)} entries but the "
+                             f"function was called with {len(args)} positional arguments")
+        arg_names = _arg_names(fun, len(args))
         leaves, in_tree = tree_flatten(list(args))
-        leaf_axes = treedef_children_prefix(list(axes) if isinstance(axes, tuple) else axes, list(args))
-        where_from = []
-        for i, a in enumerate(args):
-            where_from += [i] * len(tree_flatten(a)[0])
-        sizes = {}
-        per_example, norm_axes = [], []
-        for leaf, ax, i in zip(leaves, leaf_axes, where_from):
+        paths = [p for nm, a in zip(arg_names, args) for p in _leaf_paths(a, f"`{nm}`")]
+        try:
+            leaf_axes = treedef_children_prefix(list(in_axes) if isinstance(in_axes, tuple) else in_axes,
+                                                list(args))
+        except ValueError:
+            structs = ", ".join(str(tree_flatten(a)[1]) for a in args)
+            raise ValueError(f"vmap({name}): in_axes {in_axes!r} is not a prefix of the arguments' "
+                             f"structure ({structs})") from None
+        per_example, norm_axes, mapped = [], [], []
+        for leaf, ax, path in zip(leaves, leaf_axes, paths):
             aval = abstractify(leaf)
             if ax is None:
                 per_example.append(aval)
                 norm_axes.append(None)
                 continue
-            if not isinstance(ax, int):
-                raise TypeError(f"vmap: in_axes entries must be int or None, got {ax!r}")
             if not -aval.ndim <= ax < aval.ndim:
-                raise ValueError(f"vmap({fun_name(fun)}): in_axes {ax} is out of range for argument {i} "
-                                 f"of shape {aval.shape}")
+                raise ValueError(f"vmap({name}): in_axes {ax} is out of range for argument {path} of "
+                                 f"shape {aval.shape} (rank {aval.ndim})")
             ax %= aval.ndim
-            sizes.setdefault(aval.shape[ax], []).append(i)
+            mapped.append((path, ax, aval))
             per_example.append(ShapedArray(aval.shape[:ax] + aval.shape[ax + 1:], aval.dtype,
                                            aval.weak_type))
             norm_axes.append(ax)
-        if not sizes:
-            raise ValueError(f"vmap({fun_name(fun)}): no argument is batched (all in_axes are None)")
+        if not mapped:
+            raise ValueError(f"vmap({name}): no argument is mapped (every in_axes entry is None); "
+                             f"at least one argument needs a batch axis")
+        sizes = {aval.shape[ax] for _, ax, aval in mapped}
         if len(sizes) > 1:
-            detail = "; ".join(f"argument{'s' if len(set(v)) > 1 else ''} {sorted(set(v))} "
-                               f"{'have' if len(set(v)) > 1 else 'has'} size {k}" for k, v in sizes.items())
-            raise ValueError(f"vmap({fun_name(fun)}): inconsistent sizes along the mapped axes: {detail}")
-        size = next(iter(sizes))
+            detail = "; ".join(f"argument {p} has size {a.shape[ax]} along axis {ax} (shape {a.shape})"
+                               for p, ax, a in mapped)
+            raise ValueError(f"vmap({name}): inconsistent sizes along the mapped axes: {detail}")
+        size = sizes.pop()
         t = trace(fun, tree_unflatten(in_tree, per_example))
-        outs, out_dims = batch_graph(t.graph, leaves + t.captured, norm_axes + [None] * len(t.captured),
-                                     size)
-        out_leaf_axes = treedef_children_prefix(out_axes, tree_unflatten(t.out_tree, outs))
-        moved = [move_batch_axis(o, d, oa, size) for o, d, oa in zip(outs, out_dims, out_leaf_axes)]
+        outs, out_dims = batch_graph(t.graph, leaves + t.captured,
+                                     norm_axes + [None] * len(t.captured), size)
+        out_struct = tree_unflatten(t.out_tree, outs)
+        try:
+            out_leaf_axes = treedef_children_prefix(out_axes, out_struct)
+        except ValueError:
+            raise ValueError(f"vmap({name}): out_axes {out_axes!r} is not a prefix of the output's "
+                             f"structure {t.out_tree}") from None
+        out_paths = _leaf_paths(out_struct, "output")
+        moved = []
+        for o, d, oa, path, v in zip(outs, out_dims, out_leaf_axes, out_paths, t.graph.outvars):
+            if oa is None:
+                if d is not None:
+                    raise ValueError(f"vmap({name}): out_axes=None for {path}, but it depends on the "
+                                     f"mapped inputs (its per-example shape is {v.aval.shape}); "
+                                     f"out_axes=None is only for outputs that are the same for every "
+                                     f"batch member")
+                moved.append(o)
+                continue
+            nd = v.aval.ndim + 1
+            if not -nd <= oa < nd:
+                raise ValueError(f"vmap({name}): out_axes {oa} is out of range for {path} of batched "
+                                 f"rank {nd}")
+            moved.append(move_batch_axis(o, d, oa % nd, size))
         return tree_unflatten(t.out_tree, moved)
     return batched

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..ad_util import Zero, is_zero, instantiate
+from ..batching import batch_size, bdim_to_front, move_batch_axis, shift_axes
 from ..core import Primitive, get_aval
 from ..ir import ShapedArray
 from .common import dtype_error, normalize_axes, shape_error
@@ -42,6 +43,21 @@ def _rows(operand, indices, axes, mode):
 
 def _front(operand, axes):
     return np.moveaxis(np.asarray(operand), axes, tuple(range(len(axes))))
+
+
+def _with_member_index(indices, d):
+    """Batched indices (batch axis ``d``) moved to the front, with each batch member's
+    own number prepended as an index column: it then indexes a leading batch axis."""
+    from .shape import concatenate, iota, moveaxis
+    indices = moveaxis(indices, d, 0)
+    a = get_aval(indices)
+    member = iota(a.dtype, a.shape[:-1] + (1,), 0)
+    return concatenate([member, indices], a.ndim - 1)
+
+
+def _kept_position(operand_ndim, axes, d):
+    """Where operand axis ``d`` (not indexed) lands among the operand's kept axes."""
+    return [i for i in range(operand_ndim) if i not in axes].index(d)
 
 
 # ---------------------------------------------------------------- gather
@@ -92,6 +108,24 @@ gather_p.abstract_eval = _gather_aval
 gather_p.impl = _gather_impl
 gather_p.jvp = _gather_jvp
 gather_p.vjp = _gather_vjp
+
+
+def _gather_batch(args, dims, *, axes, mode):
+    (operand, indices), (do, di) = args, dims
+    if di is None:  # the batch is one more non-indexed operand axis
+        axes = shift_axes(axes, do)
+        out_dim = get_aval(indices).ndim - 1 + _kept_position(get_aval(operand).ndim, axes, do)
+        return gather_p.bind(operand, indices, axes=axes, mode=mode), out_dim
+    if do is None:  # the batch is one more index-batch axis (never the index column)
+        if di == get_aval(indices).ndim - 1:
+            indices, di = move_batch_axis(indices, di, 0, None), 0
+        return gather_p.bind(operand, indices, axes=axes, mode=mode), di
+    operand = bdim_to_front(operand, do)
+    indices = _with_member_index(indices, di)
+    return gather_p.bind(operand, indices, axes=(0,) + shift_axes(axes, 0), mode=mode), 0
+
+
+gather_p.batch = _gather_batch
 
 
 def gather(operand, indices, axes, mode: str = "clip"):
@@ -162,6 +196,31 @@ scatter_add_p.jvp = _scatter_add_jvp
 scatter_add_p.vjp = _scatter_add_vjp
 
 
+def _scatter_batch(prim):
+    """Indices unbatched: the batch is one more non-indexed operand axis (the updates
+    get it at the matching place). Indices batched: every member writes its own
+    slice, so the batch becomes a leading indexed axis (see ``_with_member_index``)."""
+    def rule(args, dims, *, axes, mode, **params):
+        (operand, indices, updates), (do, di, du) = args, dims
+        size = batch_size(args, dims)
+        if di is None:
+            if do is None:
+                operand, do = bdim_to_front(operand, None, size), 0
+            axes = shift_axes(axes, do)
+            pos = get_aval(indices).ndim - 1 + _kept_position(get_aval(operand).ndim, axes, do)
+            updates = move_batch_axis(updates, du, pos, size)
+            return prim.bind(operand, indices, updates, axes=axes, mode=mode, **params), do
+        operand = bdim_to_front(operand, do, size)
+        indices = _with_member_index(indices, di)
+        updates = bdim_to_front(updates, du, size)
+        return prim.bind(operand, indices, updates, axes=(0,) + shift_axes(axes, 0), mode=mode,
+                         **params), 0
+    return rule
+
+
+scatter_add_p.batch = _scatter_batch(scatter_add_p)
+
+
 def scatter_add(operand, indices, updates, axes, mode: str = "drop"):
     return scatter_add_p.bind(operand, indices, updates, axes=tuple(int(a) for a in axes), mode=mode)
 
@@ -199,6 +258,7 @@ def _scatter_vjp(ct, primals, out, *, axes, mode, combine):
 
 
 scatter_p.jvp, scatter_p.vjp = _scatter_jvp, _scatter_vjp
+scatter_p.batch = _scatter_batch(scatter_p)
 
 
 def scatter(operand, indices, updates, axes, mode: str = "drop", combine: str = "set"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ad_util import Zero, is_zero
+from ..batching import shift_axes
 from ..core import Primitive, get_aval
 from ..ir import ShapedArray
 from .common import check_kinds, dtype_error, shape_error
@@ -108,6 +109,32 @@ dot_general_p.abstract_eval = _dot_aval
 dot_general_p.impl = _dot_impl
 dot_general_p.jvp = _dot_jvp
 dot_general_p.vjp = _dot_vjp
+
+
+def _dot_batch(args, dims, *, dimension_numbers):
+    """Both operands batched: the vmapped axis becomes a leading dot_general batch
+    dimension. One batched: it is a free axis of that operand, left in place."""
+    (x, y), (dx, dy) = args, dims
+    (lc, rc), (lb, rb) = dimension_numbers
+    if dx is not None and dy is not None:
+        x, y = transpose(x, _front_perm(get_aval(x).ndim, dx)), transpose(y, _front_perm(get_aval(y).ndim, dy))
+        dn = ((shift_axes(lc, 0), shift_axes(rc, 0)), ((0,) + shift_axes(lb, 0), (0,) + shift_axes(rb, 0)))
+        return dot_general_p.bind(x, y, dimension_numbers=dn), 0
+    if dx is not None:
+        lc, lb = shift_axes(lc, dx), shift_axes(lb, dx)
+        out_dim = len(lb) + _free(get_aval(x).ndim, lc, lb).index(dx)
+    else:
+        rc, rb = shift_axes(rc, dy), shift_axes(rb, dy)
+        n_lhs_free = get_aval(x).ndim - len(lc) - len(lb)
+        out_dim = len(lb) + n_lhs_free + _free(get_aval(y).ndim, rc, rb).index(dy)
+    return dot_general_p.bind(x, y, dimension_numbers=((lc, rc), (lb, rb))), out_dim
+
+
+def _front_perm(ndim, d):
+    return (d,) + tuple(i for i in range(ndim) if i != d)
+
+
+dot_general_p.batch = _dot_batch
 
 
 def dot_general(x, y, dimension_numbers):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import dtypes
 from ..ad_util import Zero, is_zero
+from ..batching import shift_axes
 from ..core import Primitive, get_aval
 from ..ir import ShapedArray
 from .common import check_kinds, normalize_axes, shape_error
@@ -35,6 +36,23 @@ def _expand(ct, x_shape, axes):
     return broadcast_in_dim(ct, x_shape, kept)
 
 
+def _reduce_batch(prim):
+    """Reduce the per-example axes; the batch axis moves left past the reduced ones."""
+    def rule(args, dims, *, axes):
+        d = dims[0]
+        axes = shift_axes(axes, d)
+        return prim.bind(args[0], axes=axes), d - sum(a < d for a in axes)
+    return rule
+
+
+def _arg_batch(prim):
+    def rule(args, dims, *, axis, index_dtype):
+        d = dims[0]
+        axis = axis + (axis >= d)
+        return prim.bind(args[0], axis=axis, index_dtype=index_dtype), d - (axis < d)
+    return rule
+
+
 # ---------------------------------------------------------------- reduce_sum
 
 reduce_sum_p = Primitive("reduce_sum")
@@ -43,6 +61,7 @@ reduce_sum_p.impl = lambda x, *, axes: np.sum(x, axis=axes, dtype=np.asarray(x).
 reduce_sum_p.jvp = linear_jvp(reduce_sum_p)
 reduce_sum_p.vjp = lambda ct, primals, out, *, axes: [
     None if is_zero(ct) else _expand(ct, get_aval(primals[0]).shape, axes)]
+reduce_sum_p.batch = _reduce_batch(reduce_sum_p)
 
 
 def reduce_sum(x, axes):
@@ -79,11 +98,13 @@ reduce_max_p = Primitive("reduce_max")
 reduce_max_p.abstract_eval = _reduce_aval("reduce_max", "fib")
 reduce_max_p.impl = lambda x, *, axes: np.max(x, axis=axes)
 _minmax_rules(reduce_max_p)
+reduce_max_p.batch = _reduce_batch(reduce_max_p)
 
 reduce_min_p = Primitive("reduce_min")
 reduce_min_p.abstract_eval = _reduce_aval("reduce_min", "fib")
 reduce_min_p.impl = lambda x, *, axes: np.min(x, axis=axes)
 _minmax_rules(reduce_min_p)
+reduce_min_p.batch = _reduce_batch(reduce_min_p)
 
 
 def _check_nonempty(op, x, axes):
@@ -142,6 +163,7 @@ def _prod_vjp(ct, primals, out, *, axes):
 
 
 reduce_prod_p.jvp, reduce_prod_p.vjp = _prod_jvp, _prod_vjp
+reduce_prod_p.batch = _reduce_batch(reduce_prod_p)
 
 
 def reduce_prod(x, axes):
@@ -164,11 +186,13 @@ argmax_p = Primitive("argmax")
 argmax_p.abstract_eval = _arg_aval("argmax")
 argmax_p.impl = lambda x, *, axis, index_dtype: np.argmax(x, axis=axis).astype(index_dtype)
 nondifferentiable(argmax_p)
+argmax_p.batch = _arg_batch(argmax_p)
 
 argmin_p = Primitive("argmin")
 argmin_p.abstract_eval = _arg_aval("argmin")
 argmin_p.impl = lambda x, *, axis, index_dtype: np.argmin(x, axis=axis).astype(index_dtype)
 nondifferentiable(argmin_p)
+argmin_p.batch = _arg_batch(argmin_p)
 
 
 def argmax(x, axis: int, index_dtype=dtypes.int32):
@@ -202,6 +226,8 @@ cumsum_p.impl = _cumsum_impl
 cumsum_p.jvp = linear_jvp(cumsum_p)
 cumsum_p.vjp = lambda ct, primals, out, *, axis, reverse: [
     None if is_zero(ct) else cumsum_p.bind(ct, axis=axis, reverse=not reverse)]
+cumsum_p.batch = lambda args, dims, *, axis, reverse: (
+    cumsum_p.bind(args[0], axis=axis + (axis >= dims[0]), reverse=reverse), dims[0])
 
 
 def cumsum(x, axis: int, reverse: bool = False):

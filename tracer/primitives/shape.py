@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import dtypes
 from ..ad_util import Zero, is_zero
+from ..batching import batch_size, bdim_to_front, shift_axes
 from ..core import Primitive, get_aval
 from ..ir import ShapedArray
 from .common import normalize_axes, shape_error
@@ -68,6 +69,16 @@ broadcast_in_dim_p.jvp = linear_jvp(broadcast_in_dim_p)
 broadcast_in_dim_p.vjp = _bcast_vjp
 
 
+def _bcast_batch(args, dims, *, shape, broadcast_dimensions):
+    x = bdim_to_front(args[0], dims[0])
+    size = get_aval(x).shape[0]
+    return broadcast_in_dim_p.bind(x, shape=(size,) + shape, broadcast_dimensions=(0,) + tuple(
+        b + 1 for b in broadcast_dimensions)), 0
+
+
+broadcast_in_dim_p.batch = _bcast_batch
+
+
 def broadcast_in_dim(x, shape, broadcast_dimensions):
     shape, bd = tuple(int(d) for d in shape), tuple(int(d) for d in broadcast_dimensions)
     if get_aval(x).shape == shape and bd == tuple(range(len(shape))):
@@ -124,6 +135,14 @@ reshape_p.vjp = lambda ct, primals, out, *, new_sizes: [
     None if is_zero(ct) else reshape(ct, get_aval(primals[0]).shape)]
 
 
+def _reshape_batch(args, dims, *, new_sizes):
+    x = bdim_to_front(args[0], dims[0])  # row-major order: the batch axis must lead
+    return reshape_p.bind(x, new_sizes=(get_aval(x).shape[0],) + new_sizes), 0
+
+
+reshape_p.batch = _reshape_batch
+
+
 def reshape(x, new_sizes):
     new_sizes = tuple(int(d) for d in new_sizes)
     if get_aval(x).shape == new_sizes:
@@ -148,6 +167,16 @@ transpose_p.impl = lambda x, *, permutation: np.transpose(x, permutation).copy()
 transpose_p.jvp = linear_jvp(transpose_p)
 transpose_p.vjp = lambda ct, primals, out, *, permutation: [
     None if is_zero(ct) else transpose(ct, tuple(np.argsort(permutation)))]
+
+
+def _transpose_batch(args, dims, *, permutation):
+    d = dims[0]  # the batch axis stays where it is; the others permute around it
+    perm = list(shift_axes(permutation, d))
+    perm.insert(d, d)
+    return transpose_p.bind(args[0], permutation=tuple(perm)), d
+
+
+transpose_p.batch = _transpose_batch
 
 
 def transpose(x, permutation):
@@ -181,6 +210,8 @@ rev_p.abstract_eval = _rev_aval
 rev_p.impl = lambda x, *, dimensions: np.flip(x, dimensions).copy() if dimensions else np.array(x)
 rev_p.jvp = linear_jvp(rev_p)
 rev_p.vjp = lambda ct, primals, out, *, dimensions: [None if is_zero(ct) else rev(ct, dimensions)]
+rev_p.batch = lambda args, dims, *, dimensions: (
+    rev_p.bind(args[0], dimensions=shift_axes(dimensions, dims[0])), dims[0])
 
 
 def rev(x, dimensions):
@@ -228,6 +259,19 @@ slice_p.abstract_eval = _slice_aval
 slice_p.impl = _slice_impl
 slice_p.jvp = linear_jvp(slice_p)
 slice_p.vjp = _slice_vjp
+
+
+def _slice_batch(args, dims, *, start_indices, limit_indices, strides):
+    x, d = args[0], dims[0]
+
+    def ins(t, v):
+        return tuple(t[:d]) + (v,) + tuple(t[d:])
+    return slice_p.bind(x, start_indices=ins(start_indices, 0),
+                        limit_indices=ins(limit_indices, get_aval(x).shape[d]),
+                        strides=ins(strides, 1)), d
+
+
+slice_p.batch = _slice_batch
 
 
 def slice(x, start_indices, limit_indices, strides=None):
@@ -290,6 +334,27 @@ pad_p.jvp = linear_jvp(pad_p)
 pad_p.vjp = _pad_vjp
 
 
+def _pad_batch(args, dims, *, padding_config):
+    (x, padval), (dx, dp) = args, dims
+    if dp is None:
+        cfg = tuple(padding_config[:dx]) + ((0, 0, 0),) + tuple(padding_config[dx:])
+        return pad_p.bind(x, padval, padding_config=cfg), dx
+    # one padding value per member: pad with zero, then select by a mask of the padding
+    from .elementwise import select
+    size = get_aval(padval).shape[dp]
+    x = bdim_to_front(x, dx, size)
+    aval = get_aval(x)
+    padded = pad_p.bind(x, np.zeros((), aval.dtype), padding_config=((0, 0, 0),) + padding_config)
+    inside = pad_p.bind(full(aval.shape[1:], True, dtypes.bool_), np.asarray(False),
+                        padding_config=padding_config)
+    shape = get_aval(padded).shape
+    inside = broadcast_in_dim(inside, shape, tuple(range(1, len(shape))))
+    return select(inside, padded, broadcast_in_dim(padval, shape, (0,))), 0
+
+
+pad_p.batch = _pad_batch
+
+
 def pad(x, padding_value, padding_config):
     config = tuple((int(a), int(b), int(c)) for a, b, c in padding_config)
     return pad_p.bind(x, padding_value, padding_config=config)
@@ -338,6 +403,15 @@ concatenate_p.jvp = linear_jvp(concatenate_p)
 concatenate_p.vjp = _concat_vjp
 
 
+def _concat_batch(args, dims, *, dimension):
+    size = batch_size(args, dims)
+    xs = [bdim_to_front(x, d, size) for x, d in zip(args, dims)]
+    return concatenate_p.bind(*xs, dimension=dimension + 1), 0
+
+
+concatenate_p.batch = _concat_batch
+
+
 def concatenate(xs, dimension: int):
     xs = list(xs)
     if len(xs) == 1:
@@ -368,6 +442,7 @@ iota_p.impl = _iota_impl
 iota_p.jvp = lambda primals, tangents, **params: (iota_p.bind(**params),
                                                   Zero(_iota_aval(**params)))
 iota_p.vjp = lambda ct, primals, out, **params: []
+iota_p.batch = lambda args, dims, **params: (iota_p.bind(**params), None)  # no operands
 
 
 def iota(dtype, shape, dimension: int = 0):

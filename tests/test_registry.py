@@ -12,3 +12,7 @@ def _missing(rule: str) -> list[str]:
 @pytest.mark.parametrize("rule", ["abstract_eval", "impl"])
 def test_every_primitive_has_reference_rules(rule):
     assert _missing(rule) == [], f"primitives without a {rule} rule"
+
+
+def test_every_primitive_has_batch_rule():
+    assert _missing("batch") == [], "primitives without a batch (vmap) rule"

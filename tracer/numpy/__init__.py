@@ -16,7 +16,8 @@ from .. import dtypes as _dt
 from ..core import Tracer, get_aval
 from ..errors import ShapeError
 from .. import lax
-from ._core import asarray_operand, cast, promote_operands, result_type, broadcast_shapes
+from ._core import asarray_operand, cast, promote_operands, broadcast_shapes
+from ._core import result_type as _result_type
 
 float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
 bool_ = np.bool_
@@ -86,7 +87,7 @@ def ones(shape, dtype=None):
 
 def full(shape, fill_value, dtype=None):
     if dtype is None:
-        dtype = result_type(fill_value)[0]
+        dtype = _result_type(fill_value)[0]
     fill = asarray_operand(fill_value)
     if get_aval(fill).shape != ():
         return broadcast_to(cast(fill, _dt.canonical(dtype)), _shape_tuple(shape))
@@ -686,7 +687,7 @@ def promote_operands_list(op, arrays):
     arrays = [asarray_operand(a) for a in arrays]
     if not arrays:
         raise ValueError(f"{op} needs at least one array")
-    dt, weak = result_type(*arrays)
+    dt, weak = _result_type(*arrays)
     return [cast(a, dt) if not isinstance(a, (bool, int, float)) else np.asarray(a, dt) for a in arrays]
 
 
@@ -772,18 +773,55 @@ def tensordot(a, b, axes=2):
 
 
 
-from ._indexing import take, getitem, AtIndexer  # noqa: E402
 
 
-def trace(a):
-    a = asarray_operand(a)
-    n = builtins.min(get_aval(a).shape[:2])
-    return sum(a * eye(*get_aval(a).shape[:2], dtype=get_aval(a).dtype), axis=(0, 1)) if n else sum(a)
+def trace(a, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None):
+    """Sum along a diagonal (numpy's ``trace``)."""
+    return sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
 
 
-def allclose(a, b, rtol=1e-5, atol=1e-8):
-    return bool(np.allclose(np.asarray(a), np.asarray(b), rtol, atol))
+# ---------------------------------------------------------------- dtypes
+
+dtype = np.dtype
+finfo, iinfo = np.finfo, np.iinfo
+issubdtype = np.issubdtype
+floating, integer, number = np.floating, np.integer, np.number
+signedinteger, inexact = np.signedinteger, np.inexact
+
+
+def result_type(*args) -> np.dtype:
+    """The dtype operands promote to (JAX's table; Python scalars are weak)."""
+    ops = [a if isinstance(a, (Tracer, builtins.bool, builtins.int, builtins.float)) else
+           (np.zeros((), _dt.canonical(a)) if isinstance(a, (np.dtype, type, str)) else asarray_operand(a))
+           for a in args]
+    return _result_type(*ops)[0]
+
+
+def promote_types(type1, type2) -> np.dtype:
+    return _result_type(np.zeros((), _dt.canonical(type1)), np.zeros((), _dt.canonical(type2)))[0]
 
 
 def result_type_of(*xs):
-    return result_type(*[asarray_operand(x) for x in xs])[0]
+    return _result_type(*[asarray_operand(x) for x in xs])[0]
+
+
+def copy(a):
+    return asarray(a)
+
+
+def astype(x, dtype):
+    return cast(asarray_operand(x), _dt.canonical(dtype))
+
+
+from ._indexing import take, getitem, AtIndexer  # noqa: E402
+from ._einsum import einsum  # noqa: E402,F401
+from ._shapes import (  # noqa: E402,F401
+    array_split, split, hsplit, vsplit, tile, repeat, flip, fliplr, flipud, roll, diagonal, diag,
+    diagflat, tri, triu, tril, meshgrid, pad, diff, append, take_along_axis, atleast_2d, atleast_3d,
+    column_stack, dstack)
+from ._math import (  # noqa: E402,F401
+    logaddexp, logaddexp2, hypot, nan_to_num, heaviside, deg2rad, rad2deg, radians, degrees,
+    arcsinh, arccosh, arctanh, cbrt, signbit, copysign, sinc, fabs, float_power, isclose, allclose,
+    array_equal, count_nonzero, nansum, nanmax, nanmin, nanmean, average, ptp, select, sort, argsort,
+    median, percentile, quantile, cumprod, nonzero, flatnonzero, argwhere, unique)
+from . import linalg  # noqa: E402,F401

@@ -237,7 +237,8 @@ def _slice_aval(x, *, start_indices, limit_indices, strides):
 
 
 def _slice_impl(x, *, start_indices, limit_indices, strides):
-    return np.asarray(x)[tuple(slice(s, l, st) for s, l, st in
+    import builtins  # this module's `slice` shadows the builtin
+    return np.asarray(x)[tuple(builtins.slice(s, l, st) for s, l, st in
                                zip(start_indices, limit_indices, strides))].copy()
 
 

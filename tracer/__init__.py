@@ -12,6 +12,7 @@ from .api import (make_ir, grad, value_and_grad, vjp, jvp, jacfwd, jacrev, hessi
 from .batching import vmap  # noqa: F401
 from .primitives.elementwise import stop_gradient  # noqa: F401
 from . import lax, numpy  # noqa: F401
+from . import nn  # noqa: F401,E402
 
 _core._install_array_methods()
 

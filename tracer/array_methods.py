@@ -36,6 +36,10 @@ def install(cls) -> None:
         "any": tnp.any, "all": tnp.all, "cumsum": tnp.cumsum, "ravel": tnp.ravel,
         "flatten": tnp.ravel, "squeeze": tnp.squeeze, "swapaxes": tnp.swapaxes,
         "clip": tnp.clip, "round": tnp.round, "dot": tnp.dot, "take": tnp.take,
+        "diagonal": tnp.diagonal, "trace": tnp.trace, "repeat": tnp.repeat, "ptp": tnp.ptp,
+        "nonzero": tnp.nonzero, "copy": tnp.copy, "conj": tnp.positive, "conjugate": tnp.positive,
+        "__round__": tnp.round, "__divmod__": lambda x, y: (tnp.floor_divide(x, y), tnp.remainder(x, y)),
+        "__rdivmod__": lambda x, y: (tnp.floor_divide(y, x), tnp.remainder(y, x)),
     }
     for name, fn in methods.items():
         setattr(cls, name, fn)
@@ -61,3 +65,11 @@ def install(cls) -> None:
     cls.T = property(lambda self: tnp.transpose(self))
     cls.at = property(lambda self: AtIndexer(self))
     cls.mT = property(lambda self: tnp.swapaxes(self, -1, -2))
+    cls.real = property(lambda self: self)
+    cls.itemsize = property(lambda self: self.dtype.itemsize)
+    cls.nbytes = property(lambda self: self.size * self.dtype.itemsize)
+
+    def setitem(self, idx, value):
+        raise TypeError(f"traced arrays are immutable: `x[idx] = v` is not supported on {self.aval}; "
+                        f"use `x = x.at[idx].set(v)` instead")
+    cls.__setitem__ = setitem

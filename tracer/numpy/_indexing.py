@@ -73,6 +73,9 @@ def _wrap_negative(idx, dim):
     if isinstance(idx, Tracer):
         return lax.select(lax.lt(idx, lax.full_like(idx, 0)), lax.add(idx, lax.full_like(idx, dim)), idx)
     idx = np.asarray(idx)
+    if idx.size and (idx.min() < -dim or idx.max() >= dim):
+        bad = idx[(idx < -dim) | (idx >= dim)].flat[0]
+        raise IndexError(f"index {bad} is out of bounds for an axis of size {dim}")
     return np.where(idx < 0, idx + dim, idx)
 
 
@@ -213,10 +216,29 @@ class AtIndexer:
         return _IndexUpdate(self.x, idx)
 
 
+def _leading_int_indices(shape, idx):
+    """The index entries when ``idx`` is integer scalars / integer arrays on leading
+    axes followed only by full slices (the common case, a direct scatter); else None."""
+    try:
+        entries = _expand_index(idx, len(shape))
+    except IndexError:
+        return None
+    k = 0
+    while k < len(entries) and (_is_int_scalar(entries[k]) or
+                                (_is_advanced(entries[k]) and dtypes.is_int(get_aval(entries[k]).dtype))):
+        k += 1
+    if k == 0 or any(not (isinstance(e, slice) and e == slice(None)) for e in entries[k:]):
+        return None
+    return entries[:k]
+
+
 def _update(x, idx, values, kind):
     x = asarray_operand(x)
     aval = get_aval(x)
-    # Flat positions of the selected elements: index an iota of the array's size.
+    lead = _leading_int_indices(aval.shape, idx)
+    if lead is not None:
+        return _scatter_leading(x, lead, values, kind)
+    # General case. Flat positions of the selected elements: index an iota of the array's size.
     pos = getitem(lax.iota(dtypes.int32 if aval.size < 2**31 else dtypes.int64, (aval.size,), 0)
                   if aval.size else np.zeros((0,), np.int32), ())
     pos = getitem(lax.reshape(pos, aval.shape), idx)
@@ -227,8 +249,34 @@ def _update(x, idx, values, kind):
     flat = lax.reshape(x, (aval.size,))
     index = lax.reshape(pos, (int(np.prod(sel_shape, dtype=np.int64)), 1))
     upd = lax.reshape(vals, (int(np.prod(sel_shape, dtype=np.int64)),))
+    return lax.reshape(_scatter(flat, index, upd, (0,), kind), aval.shape)
+
+
+def _scatter(operand, index, updates, axes, kind):
     if kind == "add":
-        out = lax.scatter_add(flat, index, upd, (0,), mode="drop")
-    else:
-        out = lax.scatter(flat, index, upd, (0,), mode="drop", combine=kind)
-    return lax.reshape(out, aval.shape)
+        return lax.scatter_add(operand, index, updates, axes, mode="drop")
+    return lax.scatter(operand, index, updates, axes, mode="drop", combine=kind)
+
+
+def _scatter_leading(x, lead, values, kind):
+    """Integer indices on the first k axes: one scatter with axes (0, ..., k-1)."""
+    shape = get_aval(x).shape
+    k = len(lead)
+    wrapped = []
+    for ax, i in enumerate(lead):
+        if _is_int_scalar(i):
+            if not -shape[ax] <= i < shape[ax]:
+                raise IndexError(f"index {i} is out of bounds for axis {ax} with size {shape[ax]}")
+            i = np.asarray(int(i) % shape[ax], dtypes.int32)
+        wrapped.append(_wrap_negative(i, shape[ax]))
+    bshape = broadcast_shapes("indexing", *[get_aval(i).shape for i in wrapped])
+    it = dtypes.int64 if any(get_aval(i).dtype == dtypes.int64 for i in wrapped) else dtypes.int32
+    cols = [lax.broadcast_to_shape(cast(i, it), bshape) for i in wrapped]
+    from . import stack
+    index = stack(cols, axis=-1)
+    rest = shape[k:]
+    vals = lax.broadcast_to_shape(cast(asarray_operand(values), get_aval(x).dtype), bshape + rest)
+    if bshape == ():  # scatter wants at least one batch dimension
+        index = lax.reshape(index, (1, k))
+        vals = lax.reshape(vals, (1,) + rest)
+    return _scatter(x, index, vals, tuple(range(k)), kind)

@@ -143,9 +143,15 @@ class Graph:
     def __repr__(self):
         return f"<Graph {self.name}: {len(self.invars)} in, {len(self.eqns)} eqns, {len(self.outvars)} out>"
 
-    def text(self, source: bool = False) -> str:
-        """The printed graph; ``source=True`` appends each equation's user source line."""
-        return pretty_print(self, source=source)
+    def text(self, source: bool = False, consts: bool = False) -> str:
+        """The printed graph; ``source=True`` appends each equation's user source line;
+        ``consts=True`` prints constant values too, so ``tracer.ir.parse`` can rebuild it."""
+        return pretty_print(self, source=source, consts=consts)
+
+    def to_dot(self) -> str:
+        """Graphviz text of this graph (see ``tracer.dot``)."""
+        from .dot import to_dot
+        return to_dot(self)
 
     def replace(self, **kw) -> "Graph":
         fields = dict(invars=self.invars, constvars=self.constvars, constvals=self.constvals,
@@ -193,10 +199,11 @@ def format_param(v: Any) -> str:
 
 
 class _Printer:
-    def __init__(self, source: bool):
+    def __init__(self, source: bool, consts: bool = False):
         self.names: dict[Var, str] = {}
         self.gen = _name_gen()
         self.source = source
+        self.consts = consts
         self.lines: list[str] = []
 
     def name(self, v) -> str:
@@ -214,7 +221,11 @@ class _Printer:
         args = " ".join(self.decl(v) for v in g.invars)
         self.lines.append(f"{pad}{header}({args}):" if header else f"{pad}({args}):")
         for cv, val in zip(g.constvars, g.constvals):
-            self.lines.append(f"{pad}  const {self.decl(cv)}")
+            value = ""
+            if self.consts:
+                from .ir_parse import format_const
+                value = " = " + format_const(val)
+            self.lines.append(f"{pad}  const {self.decl(cv)}{value}")
         for eqn in g.eqns:
             self.eqn(eqn, indent + 1)
         outs = " ".join(self.name(v) for v in g.outvars)
@@ -237,8 +248,8 @@ class _Printer:
             self.graph(sub, indent + 1, key)
 
 
-def pretty_print(g: Graph, source: bool = False) -> str:
-    p = _Printer(source)
+def pretty_print(g: Graph, source: bool = False, consts: bool = False) -> str:
+    p = _Printer(source, consts)
     p.graph(g, 0, f"def {g.name}")
     return "\n".join(p.lines)
 
@@ -280,3 +291,9 @@ def verify(g: Graph, _outer: set | None = None) -> None:
     for v in g.outvars:
         if isinstance(v, Var) and v not in defined:
             raise IRError(f"graph {g.name}: output {v.aval} is not defined")
+
+
+def parse(text: str) -> Graph:
+    """Rebuild a graph from its printed text; see ``tracer.ir_parse``."""
+    from .ir_parse import parse as _parse  # imported here: ir_parse needs core, which needs ir
+    return _parse(text)

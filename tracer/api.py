@@ -14,7 +14,7 @@ import numpy as np
 from . import dtypes
 from .ad_util import Zero, is_zero
 from .autodiff import jvp_graph, vjp_graph
-from .core import Tracer, concrete_aval, get_aval, trace_flat
+from .core import Tracer, concrete_aval, eval_graph, get_aval, trace_flat
 from .ir import Graph, ShapedArray
 from .passes import dce
 from .pytree import tree_flatten, tree_unflatten, PyTreeDef
@@ -97,13 +97,29 @@ def make_ir(fun: Callable, static_argnums: Sequence[int] | int = ()) -> Callable
 # ---------------------------------------------------------------- reverse mode
 
 def _argnums_tuple(argnums) -> tuple[int, ...]:
-    return (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool):
+        return (int(argnums),)
+    try:
+        nums = tuple(argnums)
+    except TypeError:
+        raise TypeError(f"argnums must be an int or a tuple of ints, got {argnums!r}") from None
+    if not nums or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in nums):
+        raise TypeError(f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"argnums {argnums!r} repeats an argument")
+    return tuple(int(i) for i in nums)
+
+
+def _normalize_argnums(fun, args, nums, what) -> tuple[int, ...]:
+    for i in nums:
+        if not -len(args) <= i < len(args):
+            raise ValueError(f"{what}({fun_name(fun)}): argnums {i} is out of range for "
+                             f"{len(args)} positional arguments")
+    return tuple(i % len(args) for i in nums)
 
 
 def _check_diff_leaves(fun, args, argnums, what):
     for i in argnums:
-        if not -len(args) <= i < len(args):
-            raise ValueError(f"{what}: argnums {i} is out of range for {len(args)} positional arguments")
         for leaf in tree_flatten(args[i])[0]:
             aval = abstractify(leaf)
             if not dtypes.is_float(aval.dtype):
@@ -113,19 +129,8 @@ def _check_diff_leaves(fun, args, argnums, what):
                     f"with respect to another argument (argnums).")
 
 
-def _vjp_setup(fun, args, argnums):
-    """Trace fun, run it forward under reverse mode; return outputs and backward."""
-    t = trace(fun, args)
-    leaves = tree_flatten(list(args))[0]
-    active = []
-    for i, a in enumerate(args):
-        active += [i in argnums] * len(tree_flatten(a)[0])
-    outs, backward = vjp_graph(t.graph, leaves + t.captured, active + [False] * len(t.captured))
-    return t, leaves, outs, backward
-
-
 def _zeros_for(leaf):
-    a = abstractify(leaf)
+    a = abstractify(leaf).strip_weak()
     return np.zeros(a.shape, a.dtype) if not isinstance(leaf, Tracer) else _traced_zeros(a)
 
 
@@ -135,82 +140,108 @@ def _traced_zeros(aval):
 
 
 def _ones_like(x):
-    a = get_aval(x)
-    if isinstance(x, Tracer):
-        from . import lax
-        return lax.full(a.shape, 1, a.dtype)
-    return np.ones(a.shape, a.strip_weak().dtype)
+    a = get_aval(x).strip_weak()
+    return np.ones(a.shape, a.dtype)
+
+
+def _staged(fn: Callable, leaves: Sequence[Any], name: str) -> list:
+    """Run ``fn(*leaves) -> list`` by first tracing it into a graph at the leaves'
+    abstract values, pruning dead equations (e.g. cotangents nobody asked for), then
+    evaluating the graph: with numpy leaves this computes the result, with tracers
+    it re-binds the pruned graph on their trace."""
+    graph, captured = trace_flat(fn, [abstractify(x) for x in leaves], name)
+    return eval_graph(dce(graph), list(leaves) + captured)
+
+
+def _split_aux(out, has_aux: bool, what: str):
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(f"{what} with has_aux=True needs a function returning a pair "
+                        f"(output, aux), got {type(out).__name__}")
+    return out[0], out[1]
 
 
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
-    """``f -> (value, gradient)``: the gradient of a scalar-valued ``f`` with respect
-    to the arguments ``argnums`` (same pytree structure as those arguments)."""
+    """``f -> (value, gradient)``: the gradient of a scalar-valued ``f`` with respect to
+    the arguments ``argnums`` (an int: that argument's pytree; a tuple: a tuple of them).
+    With ``has_aux`` the function returns ``(value, aux)`` and this gives
+    ``((value, aux), gradient)``. The gradient is computed by the adjoint graph: the
+    function is traced, differentiated in reverse mode, pruned, then evaluated."""
     nums = _argnums_tuple(argnums)
+    single = not isinstance(argnums, (tuple, list))
 
     @functools.wraps(fun)
-    def vg(*args):
-        norm = tuple(i % len(args) if args else i for i in nums)
+    def vg(*args, **kwargs):
+        norm = _normalize_argnums(fun, args, nums, "grad")
         _check_diff_leaves(fun, args, norm, "grad")
-        t, leaves, outs, backward = _vjp_setup(fun, args, norm)
-        out = tree_unflatten(t.out_tree, outs)
-        if has_aux:
-            if not (isinstance(out, (tuple, list)) and len(out) == 2):
-                raise TypeError("with has_aux=True the function must return a pair (output, aux)")
-            value, aux = out
-        else:
-            value = out
-        vleaves = tree_flatten(value)[0]
-        if len(vleaves) != 1 or get_aval(vleaves[0]).shape != ():
-            shapes = [str(get_aval(v)) for v in vleaves]
-            raise TypeError(f"grad requires a function with a scalar (0-d) output, but "
-                            f"{fun_name(fun)} returned {', '.join(shapes) or 'nothing'}; use jacrev/vjp "
-                            f"for non-scalar outputs")
-        if not dtypes.is_float(get_aval(vleaves[0]).dtype):
-            raise TypeError(f"grad requires a floating-point output, got {get_aval(vleaves[0])}")
-        cts = [None] * len(outs)
-        cts[[i for i, o in enumerate(outs) if o is vleaves[0]][0]] = _ones_like(vleaves[0])
-        in_cts = backward(cts)
-        grads, pos = [], 0
-        for i, a in enumerate(args):
-            n = len(tree_flatten(a)[0])
-            if i in norm:
-                sub_leaves = leaves[pos:pos + n]
-                g = [c if not is_zero(c) else _zeros_for(l) for c, l in zip(in_cts[pos:pos + n], sub_leaves)]
-                grads.append(tree_unflatten(tree_flatten(a)[1], g))
-            pos += n
-        by_num = dict(zip(norm, grads))
-        g = by_num[norm[0]] if isinstance(argnums, int) else tuple(by_num[i] for i in norm)
-        return ((value, aux), g) if has_aux else (value, g)
+        order = sorted(norm)  # trace() orders the traced arguments by position
+        diff_leaves, diff_tree = tree_flatten([args[i] for i in order])
+        box = {}
+
+        def adjoint(*leaf_tracers):
+            new_args = list(args)
+            for i, a in zip(order, tree_unflatten(diff_tree, leaf_tracers)):
+                new_args[i] = a
+            t = trace(functools.partial(fun, **kwargs) if kwargs else fun, new_args,
+                      static_argnums=[i for i in range(len(args)) if i not in norm],
+                      name=fun_name(fun))
+            outs, backward = vjp_graph(t.graph, list(leaf_tracers) + t.captured,
+                                       [True] * len(leaf_tracers) + [False] * len(t.captured))
+            value, _ = _split_aux(tree_unflatten(t.out_tree, outs), has_aux, "grad")
+            vleaves = tree_flatten(value)[0]
+            if len(vleaves) != 1 or get_aval(vleaves[0]).shape != ():
+                shapes = [str(get_aval(v)) for v in vleaves]
+                raise TypeError(f"grad requires a function with a scalar (0-d) output, but "
+                                f"{fun_name(fun)} returned {', '.join(shapes) or 'nothing'}; use "
+                                f"jacrev or vjp for non-scalar outputs")
+            if not dtypes.is_float(get_aval(vleaves[0]).dtype):
+                raise TypeError(f"grad requires a floating-point output, but {fun_name(fun)} "
+                                f"returned {get_aval(vleaves[0])}")
+            cts = [None] * len(outs)
+            cts[0] = _ones_like(outs[0])  # the value is the first output leaf
+            in_cts = backward(cts)[:len(leaf_tracers)]
+            box["out_tree"], box["n_out"] = t.out_tree, len(outs)
+            return list(outs) + [_zeros_for(x) if is_zero(c) else c
+                                 for c, x in zip(in_cts, leaf_tracers)]
+
+        res = _staged(adjoint, diff_leaves, f"grad_{fun_name(fun)}")
+        outs, grads = res[:box["n_out"]], res[box["n_out"]:]
+        out = tree_unflatten(box["out_tree"], outs)
+        by_num = dict(zip(order, tree_unflatten(diff_tree, grads)))
+        g = by_num[norm[0]] if single else tuple(by_num[i] for i in norm)
+        return (out, g)
     return vg
 
 
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
-    """The gradient of a scalar-valued function (reverse mode: the adjoint graph)."""
+    """The gradient of a scalar-valued function (reverse mode: the adjoint graph).
+    See ``value_and_grad`` for ``argnums`` and ``has_aux``."""
     vg = value_and_grad(fun, argnums, has_aux)
 
     @functools.wraps(fun)
-    def g(*args):
-        (value_aux, grads) = vg(*args)
+    def g(*args, **kwargs):
+        value_aux, grads = vg(*args, **kwargs)
         return (grads, value_aux[1]) if has_aux else grads
     return g
 
 
 def vjp(fun: Callable, *primals, has_aux: bool = False):
-    """``(out, vjp_fun)`` with ``vjp_fun(cotangent) -> tuple of input cotangents``."""
-    t, leaves, outs, backward = _vjp_setup(fun, primals, tuple(range(len(primals))))
+    """``(out, vjp_fun)`` (or ``(out, vjp_fun, aux)``) with ``vjp_fun(cotangent) ->
+    tuple of input cotangents``, one per primal, shaped like the primals. The forward
+    pass runs now; each call of ``vjp_fun`` runs the pruned backward graph."""
     for i, p in enumerate(primals):
         for leaf in tree_flatten(p)[0]:
             if not dtypes.is_float(abstractify(leaf).dtype):
-                raise TypeError(f"vjp requires floating-point inputs; argument {i} has dtype "
-                                f"{abstractify(leaf).dtype.name}")
-    out = tree_unflatten(t.out_tree, outs)
-    aux = None
-    if has_aux:
-        out, aux = out
-        main_leaves = tree_flatten(out)[0]
-    else:
-        main_leaves = outs
+                raise TypeError(f"vjp requires floating-point inputs, but argument {i} of "
+                                f"{fun_name(fun)} has dtype {abstractify(leaf).dtype.name}")
+    t = trace(fun, primals)
+    leaves = tree_flatten(list(primals))[0]
+    outs, backward = vjp_graph(t.graph, leaves + t.captured,
+                               [True] * len(leaves) + [False] * len(t.captured))
+    out, aux = _split_aux(tree_unflatten(t.out_tree, outs), has_aux, "vjp")
     out_leaves, out_tree = tree_flatten(out)
+    n_main = len(out_leaves)  # the main output's leaves come first among the outputs
 
     def vjp_fun(ct):
         ct_leaves, ct_tree = tree_flatten(ct)
@@ -220,41 +251,43 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
             if abstractify(c).shape != get_aval(o).shape:
                 raise ValueError(f"vjp_fun: cotangent of shape {abstractify(c).shape} for an output "
                                  f"of shape {get_aval(o).shape}")
-        by_id = {id(o): c for o, c in zip(main_leaves, ct_leaves)}
-        cts = [by_id.get(id(o)) for o in outs]
-        cts = [None if c is None else _as_ct(c, o) for c, o in zip(cts, outs)]
-        in_cts = backward(cts)
-        res, pos = [], 0
+
+        def pull(*cs):
+            cts = [_as_ct(c, o) for c, o in zip(cs, out_leaves)] + [None] * (len(outs) - n_main)
+            return [_zeros_for(x) if is_zero(c) else c for c, x in zip(backward(cts), leaves)]
+        res = _staged(pull, ct_leaves, f"vjp_{fun_name(fun)}")
+        grads, pos = [], 0
         for p in primals:
             pl, pt = tree_flatten(p)
-            g = [c if not is_zero(c) else _zeros_for(l) for c, l in zip(in_cts[pos:pos + len(pl)], pl)]
-            res.append(tree_unflatten(pt, g))
+            grads.append(tree_unflatten(pt, res[pos:pos + len(pl)]))
             pos += len(pl)
-        return tuple(res)
+        return tuple(grads)
     return (out, vjp_fun, aux) if has_aux else (out, vjp_fun)
 
 
 def _as_ct(c, o):
     dt = get_aval(o).dtype
-    if isinstance(c, Tracer):
-        from . import lax
-        return lax.convert_element_type(c, dt)
-    return np.asarray(c, dt)
+    if not dtypes.is_float(dt):
+        return None  # integer outputs carry no cotangent
+    from . import lax
+    return lax.convert_element_type(c, dt) if isinstance(c, Tracer) else np.asarray(c, dt)
 
 
 # ---------------------------------------------------------------- forward mode
 
-def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]):
-    """``(fun(*primals), J @ tangents)`` by forward mode."""
+def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False):
+    """``(fun(*primals), J @ tangents)`` by forward mode (``(out, tangent_out, aux)``
+    with ``has_aux``). Tangents have the primals' structure and shapes; tangents of
+    integer primals are ignored (their derivative is zero)."""
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp takes primals and tangents as tuples (or lists) of arguments")
     if len(primals) != len(tangents):
         raise TypeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
-    t = trace(fun, tuple(primals))
     p_leaves, p_tree = tree_flatten(list(primals))
     t_leaves, t_tree = tree_flatten(list(tangents))
     if p_tree != t_tree:
         raise TypeError(f"jvp: primal structure {p_tree} differs from tangent structure {t_tree}")
+    t = trace(fun, tuple(primals))
     ts = []
     for p, tn in zip(p_leaves, t_leaves):
         pa, ta = abstractify(p), abstractify(tn)
@@ -263,10 +296,16 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]):
         if not dtypes.is_float(pa.dtype):
             ts.append(Zero(pa))
             continue
-        ts.append(tn if isinstance(tn, Tracer) else np.asarray(tn, pa.dtype))
+        if isinstance(tn, Tracer):
+            from . import lax
+            ts.append(lax.convert_element_type(tn, pa.dtype))
+        else:
+            ts.append(np.asarray(tn, pa.dtype))
     outs, touts = jvp_graph(t.graph, p_leaves + t.captured, ts + [None] * len(t.captured))
     touts = [_zeros_for(o) if is_zero(tt) else tt for tt, o in zip(touts, outs)]
-    return tree_unflatten(t.out_tree, outs), tree_unflatten(t.out_tree, touts)
+    out, aux = _split_aux(tree_unflatten(t.out_tree, outs), has_aux, "jvp")
+    tout, _ = _split_aux(tree_unflatten(t.out_tree, touts), has_aux, "jvp")
+    return (out, tout, aux) if has_aux else (out, tout)
 
 
 # ---------------------------------------------------------------- jacobians
@@ -298,8 +337,9 @@ def _jacobian(fun, argnums, forward: bool):
 
     @functools.wraps(fun)
     def jac(*args):
-        norm = tuple(i % len(args) for i in nums)
-        _check_diff_leaves(fun, args, norm, "jacfwd" if forward else "jacrev")
+        what = "jacfwd" if forward else "jacrev"
+        norm = _normalize_argnums(fun, args, nums, what)
+        _check_diff_leaves(fun, args, norm, what)
         diff_args = [args[i] for i in norm]
         d_leaves, d_tree = tree_flatten(diff_args)
         d_avals = [abstractify(x) for x in d_leaves]

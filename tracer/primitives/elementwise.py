@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..ad_util import Zero, is_zero, instantiate
+from ..ad_util import Zero, is_zero, instantiate, mul_ct
 from ..core import Primitive, get_aval, is_tracer
 from ..ir import ShapedArray
 from .common import check_kinds, dtype_error, elementwise_aval
@@ -100,10 +100,10 @@ def unary(name: str, impl, deriv=None, kinds: str = "f", out_dtype=None):
         def jvp(primals, tangents):
             (x,), (t,) = primals, tangents
             y = p.bind(x)
-            return y, (Zero(get_aval(y)) if is_zero(t) else mul(t, deriv(x, y)))
+            return y, (Zero(get_aval(y).strip_weak()) if is_zero(t) else mul_ct(t, deriv(x, y)))
 
         def vjp(ct, primals, out):
-            return [None if is_zero(ct) else mul(ct, deriv(primals[0], out))]
+            return [None if is_zero(ct) else mul_ct(ct, deriv(primals[0], out))]
         p.jvp, p.vjp = jvp, vjp
 
     def wrapper(x):
@@ -130,9 +130,9 @@ def binary(name: str, impl, derivs=None, kinds: str = "fi", out_dtype=None):
         def jvp(primals, tangents):
             x, y = primals
             out = p.bind(x, y)
-            terms = [mul(t, d(x, y, out)) for t, d in zip(tangents, (dx, dy)) if not is_zero(t)]
+            terms = [mul_ct(t, d(x, y, out)) for t, d in zip(tangents, (dx, dy)) if not is_zero(t)]
             if not terms:
-                return out, Zero(get_aval(out))
+                return out, Zero(get_aval(out).strip_weak())
             t_out = terms[0] if len(terms) == 1 else add(*terms)
             if get_aval(t_out).shape != get_aval(out).shape:
                 from .shape import broadcast_in_dim
@@ -143,8 +143,8 @@ def binary(name: str, impl, derivs=None, kinds: str = "fi", out_dtype=None):
             if is_zero(ct):
                 return [None, None]
             x, y = primals
-            return [_unbroadcast(mul(ct, dx(x, y, out)), get_aval(x)),
-                    _unbroadcast(mul(ct, dy(x, y, out)), get_aval(y))]
+            return [_unbroadcast(mul_ct(ct, dx(x, y, out)), get_aval(x)),
+                    _unbroadcast(mul_ct(ct, dy(x, y, out)), get_aval(y))]
         p.jvp, p.vjp = jvp, vjp
 
     def wrapper(x, y):
@@ -160,7 +160,7 @@ def linear_binary(p, sign_y: float):
         tx, ty = tangents
         shape = get_aval(out).shape
         if is_zero(tx) and is_zero(ty):
-            return out, Zero(get_aval(out))
+            return out, Zero(get_aval(out).strip_weak())
         if is_zero(ty):
             t = tx
         elif is_zero(tx):
@@ -234,7 +234,7 @@ mul_p, mul = binary("mul", np.multiply,
 div_p, div = binary("div", _int_div,
                     (lambda x, y, o: div(1.0, y), lambda x, y, o: neg(div(o, y))))
 rem_p, rem = binary("rem", _int_rem,
-                    (lambda x, y, o: _ones(x, o),
+                    (lambda x, y, o: 1.0,
                      lambda x, y, o: neg(mul(sign(div(x, y)), floor(abs(div(x, y)))))))
 
 
@@ -309,6 +309,17 @@ erf_p, erf = unary("erf", _erf, lambda x, y: mul(exp(neg(mul(x, x))), 2.0 / math
 # d|x|/dx = sign(x), with 1 at 0 (JAX's convention)
 abs_p, abs = unary("abs", np.abs,
                    lambda x, y: select(ge(x, _zeros(x)), _ones(x, x), neg(_ones(x, x))), kinds="fi")
+
+
+def _abs_signed(x, t):
+    """``t`` where x >= 0, ``-t`` elsewhere: the derivative of |x| applied without a sign array."""
+    return select(ge(x, _zeros(x)), t, neg(t))
+
+
+abs_p.jvp = lambda primals, tangents: (
+    abs(primals[0]),
+    Zero(get_aval(primals[0]).strip_weak()) if is_zero(tangents[0]) else _abs_signed(primals[0], tangents[0]))
+abs_p.vjp = lambda ct, primals, out: [None if is_zero(ct) else _abs_signed(primals[0], ct)]
 
 # ---------------------------------------------------------------- comparisons and logic
 
@@ -458,23 +469,21 @@ def _integer_pow_impl(x, *, y):
 
 
 def _integer_pow_deriv(x, y):
-    if y == 0:
-        return _zeros(x)
     if y == 1:
-        return _ones(x, x)
+        return 1.0
     return mul(x if y == 2 else integer_pow(x, y - 1), float(y))
 
 
 def _integer_pow_jvp(primals, tangents, *, y):
     (x,), (t,) = primals, tangents
     out = integer_pow_p.bind(x, y=y)
-    if is_zero(t):
+    if is_zero(t) or y == 0:
         return out, Zero(get_aval(out).strip_weak())
-    return out, mul(t, _integer_pow_deriv(x, y))
+    return out, mul_ct(t, _integer_pow_deriv(x, y))
 
 
 def _integer_pow_vjp(ct, primals, out, *, y):
-    return [None if is_zero(ct) else mul(ct, _integer_pow_deriv(primals[0], y))]
+    return [None if is_zero(ct) or y == 0 else mul_ct(ct, _integer_pow_deriv(primals[0], y))]
 
 
 integer_pow_p.abstract_eval = _integer_pow_aval

@@ -19,6 +19,7 @@ from ..ad_util import Zero, is_zero, instantiate
 from ..batching import batch_size, bdim_to_front, move_batch_axis, shift_axes
 from ..core import Primitive, get_aval
 from ..ir import ShapedArray
+from .elementwise import select_p
 from .common import dtype_error, normalize_axes, shape_error
 
 
@@ -253,8 +254,24 @@ def _scatter_vjp(ct, primals, out, *, axes, mode, combine):
     operand, indices, updates = primals
     zeros = instantiate(None, get_aval(updates).strip_weak())
     back = "clip" if mode == "clip" else "fill"
+    ct_updates = gather_p.bind(ct, indices, axes=axes, mode=back)
     return [scatter_p.bind(ct, indices, zeros, axes=axes, mode=mode, combine="set"), None,
-            gather_p.bind(ct, indices, axes=axes, mode=back)]
+            select_p.bind(_scatter_winners(operand, indices, updates, axes, mode), ct_updates,
+                          instantiate(None, get_aval(ct_updates)))]
+
+
+def _scatter_winners(operand, indices, updates, axes, mode):
+    """Bool mask over ``updates``: True where that update is the one left in the
+    output (with duplicate indices the last write wins, so only it has a derivative)."""
+    from .elementwise import eq
+    from .shape import broadcast_in_dim, full, iota, reshape
+    batch = get_aval(indices).shape[:-1]
+    u_shape = get_aval(updates).shape
+    ids = reshape(iota(dtypes.int32, (int(np.prod(batch, dtype=np.int64)),)), batch)
+    ids = broadcast_in_dim(ids, u_shape, tuple(range(len(batch))))
+    slots = full(get_aval(operand).shape, -1, dtypes.int32)
+    won = scatter_p.bind(slots, indices, ids, axes=axes, mode=mode, combine="set")
+    return eq(gather_p.bind(won, indices, axes=axes, mode="clip" if mode == "clip" else "fill"), ids)
 
 
 scatter_p.jvp, scatter_p.vjp = _scatter_jvp, _scatter_vjp

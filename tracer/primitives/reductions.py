@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..ad_util import Zero, is_zero
+from ..ad_util import Zero, broadcast_ct, is_zero, mul_ct
 from ..batching import shift_axes
 from ..core import Primitive, get_aval
 from ..ir import ShapedArray
@@ -36,6 +36,11 @@ def _expand(ct, x_shape, axes):
     return broadcast_in_dim(ct, x_shape, kept)
 
 
+def _expand_ct(ct, x_shape, axes):
+    """``_expand`` for cotangents: remembers constant fills (see ad_util.mul_ct)."""
+    return broadcast_ct(ct, x_shape, tuple(i for i in range(len(x_shape)) if i not in axes))
+
+
 def _reduce_batch(prim):
     """Reduce the per-example axes; the batch axis moves left past the reduced ones."""
     def rule(args, dims, *, axes):
@@ -60,7 +65,7 @@ reduce_sum_p.abstract_eval = _reduce_aval("reduce_sum", "fi")
 reduce_sum_p.impl = lambda x, *, axes: np.sum(x, axis=axes, dtype=np.asarray(x).dtype)
 reduce_sum_p.jvp = linear_jvp(reduce_sum_p)
 reduce_sum_p.vjp = lambda ct, primals, out, *, axes: [
-    None if is_zero(ct) else _expand(ct, get_aval(primals[0]).shape, axes)]
+    None if is_zero(ct) else _expand_ct(ct, get_aval(primals[0]).shape, axes)]
 reduce_sum_p.batch = _reduce_batch(reduce_sum_p)
 
 
@@ -90,7 +95,7 @@ def _minmax_rules(prim):
         if is_zero(ct):
             return [None]
         x = primals[0]
-        return [mul(_expand(ct, get_aval(x).shape, axes), weights(x, out, axes))]
+        return [mul_ct(_expand_ct(ct, get_aval(x).shape, axes), weights(x, out, axes))]
     prim.jvp, prim.vjp = jvp, vjp
 
 
@@ -159,7 +164,7 @@ def _prod_vjp(ct, primals, out, *, axes):
     if is_zero(ct):
         return [None]
     x = primals[0]
-    return [mul(_expand(ct, get_aval(x).shape, axes), _prod_partials(x, axes))]
+    return [mul_ct(_expand_ct(ct, get_aval(x).shape, axes), _prod_partials(x, axes))]
 
 
 reduce_prod_p.jvp, reduce_prod_p.vjp = _prod_jvp, _prod_vjp

@@ -16,3 +16,8 @@ def test_every_primitive_has_reference_rules(rule):
 
 def test_every_primitive_has_batch_rule():
     assert _missing("batch") == [], "primitives without a batch (vmap) rule"
+
+
+def test_every_primitive_has_derivative_rules():
+    assert _missing("jvp") == [], "primitives without a jvp rule"
+    assert _missing("vjp") == [], "primitives without a vjp (transpose) rule"

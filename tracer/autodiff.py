@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from . import dtypes
 from .ad_util import Zero, add_tangents, instantiate, is_zero
-from .core import bind, get_aval
+from .core import bind, get_aval, source_of
 from .ir import Graph, Literal, Var
 
 
@@ -36,11 +36,13 @@ def jvp_graph(graph: Graph, primals: Sequence[Any], tangents: Sequence[Any]):
         ins = [_read(env, a) for a in eqn.invars]
         ts = [tenv.get(a) if isinstance(a, Var) else None for a in eqn.invars]
         if all(t is None for t in ts):
-            outs = bind(eqn.prim, *ins, **eqn.params)
+            with source_of(eqn.source):
+                outs = bind(eqn.prim, *ins, **eqn.params)
             env.update(zip(eqn.outvars, outs if eqn.prim.multiple_results else [outs]))
             continue
         ts = [Zero(get_aval(x).strip_weak()) if t is None else t for x, t in zip(ins, ts)]
-        outs, touts = eqn.prim.jvp(ins, ts, **eqn.params)
+        with source_of(eqn.source, f"jvp of {eqn.prim.name}"):
+            outs, touts = eqn.prim.jvp(ins, ts, **eqn.params)
         if not eqn.prim.multiple_results:
             outs, touts = [outs], [touts]
         env.update(zip(eqn.outvars, outs))
@@ -69,11 +71,12 @@ def vjp_graph(graph: Graph, primals: Sequence[Any], active: Sequence[bool]):
     for i, eqn in enumerate(graph.eqns):
         ins = [_read(env, a) for a in eqn.invars]
         is_live = any(isinstance(a, Var) and a in live for a in eqn.invars)
-        if is_live and eqn.prim.vjp_fwd is not None:
-            outs, residuals[i] = eqn.prim.vjp_fwd(ins, **eqn.params)
-        else:
-            outs = bind(eqn.prim, *ins, **eqn.params)
-            outs = outs if eqn.prim.multiple_results else [outs]
+        with source_of(eqn.source):
+            if is_live and eqn.prim.vjp_fwd is not None:
+                outs, residuals[i] = eqn.prim.vjp_fwd(ins, **eqn.params)
+            else:
+                outs = bind(eqn.prim, *ins, **eqn.params)
+                outs = outs if eqn.prim.multiple_results else [outs]
         env.update(zip(eqn.outvars, outs))
         if is_live:
             tape.append((i, eqn))
@@ -92,12 +95,13 @@ def vjp_graph(graph: Graph, primals: Sequence[Any], active: Sequence[bool]):
                 continue
             ins = [_read(env, a) for a in eqn.invars]
             outs = [env[v] for v in eqn.outvars]
-            if i in residuals:
-                cts_in = eqn.prim.vjp(cts_out, ins, outs, residuals=residuals[i], **eqn.params)
-            elif eqn.prim.multiple_results:
-                cts_in = eqn.prim.vjp(cts_out, ins, outs, **eqn.params)
-            else:
-                cts_in = eqn.prim.vjp(cts_out[0], ins, outs[0], **eqn.params)
+            with source_of(eqn.source, f"vjp of {eqn.prim.name}"):
+                if i in residuals:
+                    cts_in = eqn.prim.vjp(cts_out, ins, outs, residuals=residuals[i], **eqn.params)
+                elif eqn.prim.multiple_results:
+                    cts_in = eqn.prim.vjp(cts_out, ins, outs, **eqn.params)
+                else:
+                    cts_in = eqn.prim.vjp(cts_out[0], ins, outs[0], **eqn.params)
             for a, c in zip(eqn.invars, cts_in):
                 if isinstance(a, Var) and a in live and not is_zero(c):
                     ctenv[a] = add_tangents(ctenv.get(a), c)

@@ -77,8 +77,30 @@ _LIB_DIRS = (os.path.dirname(os.path.abspath(__file__)) + os.sep,
              os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "codegen")) + os.sep)
 
 
+_SOURCE_OVERRIDE: list[SourceInfo | None] = []  # see source_of
+
+
+class source_of:
+    """While interpreters re-bind an equation of a graph (eval_graph, jvp, vjp), new
+    equations take that equation's source line (optionally marked with the transform),
+    not the interpreter's caller: an adjoint equation points at the user's line."""
+
+    __slots__ = ("src",)
+
+    def __init__(self, src: SourceInfo | None, transform: str | None = None):
+        self.src = src.derived(transform) if (src is not None and transform) else src
+
+    def __enter__(self):
+        _SOURCE_OVERRIDE.append(self.src)
+
+    def __exit__(self, *exc):
+        _SOURCE_OVERRIDE.pop()
+
+
 def user_frame() -> SourceInfo | None:
     """The innermost stack frame outside this library: the user's source line."""
+    if _SOURCE_OVERRIDE and _SOURCE_OVERRIDE[-1] is not None:
+        return _SOURCE_OVERRIDE[-1]
     f = sys._getframe(1)
     while f is not None:
         fn = f.f_code.co_filename
@@ -337,7 +359,8 @@ def eval_graph(graph: Graph, args: Sequence[Any]) -> list[Any]:
         return a.val if isinstance(a, Literal) else env[a]
 
     for eqn in graph.eqns:
-        outs = bind(eqn.prim, *[read(a) for a in eqn.invars], **eqn.params)
+        with source_of(eqn.source):
+            outs = bind(eqn.prim, *[read(a) for a in eqn.invars], **eqn.params)
         if eqn.prim.multiple_results:
             env.update(zip(eqn.outvars, outs))
         else:

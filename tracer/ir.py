@@ -99,10 +99,17 @@ class SourceInfo:
     filename: str
     lineno: int
     function: str
+    transform: str = ""  # e.g. "vjp of log": an equation a transform derived from this line
 
     def __str__(self):
         import os
-        return f"{os.path.basename(self.filename)}:{self.lineno} ({self.function})"
+        extra = f" [{self.transform}]" if self.transform else ""
+        return f"{os.path.basename(self.filename)}:{self.lineno} ({self.function}){extra}"
+
+    def derived(self, transform: str) -> "SourceInfo":
+        """The same line, marked as the origin of equations made by ``transform``."""
+        t = f"{transform} <- {self.transform}" if self.transform else transform
+        return SourceInfo(self.filename, self.lineno, self.function, t)
 
 
 class Eqn:

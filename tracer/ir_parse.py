@@ -212,7 +212,7 @@ def _split_lines(text: str) -> list[tuple[int, int, str]]:
 
 
 _HEADER = re.compile(r"^(?:def\s+(?P<name>[^(]+?)|(?P<key>[A-Za-z_]\w*(?:\[\d+\])?))\s*\((?P<args>.*)\)\s*:$")
-_SOURCE = re.compile(r"^(?P<file>.+):(?P<line>\d+) \((?P<fn>.*)\)$")
+_SOURCE = re.compile(r"^(?P<file>.+?):(?P<line>\d+) \((?P<fn>[^)]*)\)(?: \[(?P<tr>.*)\])?$")
 
 
 class _Parser:
@@ -389,7 +389,7 @@ class _Parser:
         if toks.comment:
             ms = _SOURCE.match(toks.comment)
             if ms:
-                src = SourceInfo(ms.group("file"), int(ms.group("line")), ms.group("fn"))
+                src = SourceInfo(ms.group("file"), int(ms.group("line")), ms.group("fn"), ms.group("tr") or "")
         if any(a is None for _, a in outs):
             try:
                 rule = prim.abstract_eval(*[v.aval for v in invars], **params)

@@ -1,0 +1,254 @@
+"""Partitioning an optimised graph into CUDA kernels, and the host program that
+sequences their launches over planned device buffers.
+
+Every equation is either *fusable* (elementwise primitives and index maps such
+as broadcast, transpose, slice, pad, concatenate, iota, gather) or a *kernel
+root* (reductions, argmax/argmin, dot_general, cumsum, scatters), which gets its
+own kernel(s). A fusable variable is computed inside whichever kernel reads it,
+unless it is *materialised* into a device buffer:
+
+* it is a graph output;
+* it does arithmetic and is read by two or more kernels, or by a dot_general
+  (which reads each element many times), or through a broadcast that expands it;
+
+Materialised fusable variables of one shape that follow each other become one
+multi-output elementwise kernel. Control flow is not lowered to the GPU yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracer.ir import Graph, Literal, ShapedArray, Var
+
+from . import kernels as K
+from . import target as T
+from .fusion import FUSABLE, INDEX_MAPS
+
+ROOTS = frozenset({"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin",
+                   "dot_general", "cumsum", "scatter_add", "scatter"})
+CHEAP = INDEX_MAPS | {"convert_element_type", "neg", "not"}
+SUPPORTED = FUSABLE | ROOTS
+
+
+@dataclass
+class Buffer:
+    id: int
+    aval: ShapedArray
+    kind: str            # "input", "const", "temp" or "output"
+
+    @property
+    def nbytes(self) -> int:
+        return self.aval.size * self.aval.dtype.itemsize
+
+
+@dataclass
+class Launch:
+    kernel: str
+    grid: tuple
+    block: tuple
+    args: list           # buffer ids
+
+
+@dataclass
+class Program:
+    """Everything the runtime needs: the kernel module, its launches in order, the
+    buffers, which buffers hold the graph's inputs and outputs, and constants."""
+    name: str
+    module: object                       # llvmlite ir.Module (NVPTX)
+    kernels: list
+    launches: list
+    buffers: list
+    inputs: list                         # buffer id per graph input
+    outputs: list                        # buffer id per graph output
+    consts: dict = field(default_factory=dict)   # buffer id -> numpy value
+    _ptx: dict = field(default_factory=dict)
+
+    def ptx(self, arch: str = T.DEFAULT_ARCH) -> str:
+        if arch not in self._ptx:
+            self._ptx[arch] = T.compile_ptx(self.module, [k.name for k in self.kernels], arch)
+        return self._ptx[arch]
+
+    def llvm_ir(self) -> str:
+        return str(self.module)
+
+    def describe(self) -> str:
+        """One line per launch: the host side of the program."""
+        lines = []
+        for ln in self.launches:
+            args = ", ".join(f"b{a}:{self.buffers[a].aval}" for a in ln.args)
+            lines.append(f"{ln.kernel}<<<{ln.grid}, {ln.block}>>>({args})")
+        return "\n".join(lines)
+
+
+class UnsupportedOnGPU(NotImplementedError):
+    """A primitive the CUDA back end cannot lower."""
+
+
+def _check(graph: Graph):
+    for e in graph.eqns:
+        if e.prim.name not in SUPPORTED:
+            what = "control flow" if any(True for _ in _subgraphs(e)) else "primitive"
+            raise UnsupportedOnGPU(
+                f"backend='cuda' cannot compile the {what} `{e.prim.name}` yet"
+                + (f" ({e.source})" if e.source else "")
+                + "; use backend='cpu' for this function")
+
+
+def _subgraphs(e):
+    from tracer.ir import subgraphs
+    return subgraphs(e)
+
+
+def _materialise(graph: Graph, producers) -> set:
+    """The fusable variables that get their own buffers (see the module docstring)."""
+    cost: dict = {}
+    for e in graph.eqns:
+        own = 0 if e.prim.name in CHEAP else 1
+        c = max([cost.get(v, 0) for v in e.invars if isinstance(v, Var)] + [0]) + own
+        for o in e.outvars:
+            cost[o] = c if e.prim.name in FUSABLE else 0
+    outs = {v for v in graph.outvars if isinstance(v, Var)}
+    mat = {v for v in outs if v in producers and producers[v].prim.name in FUSABLE}
+    reach: dict = {}  # var -> set of kernel roots that would recompute it
+    for e in reversed(graph.eqns):
+        name = e.prim.name
+        for o in e.outvars:
+            if name in ROOTS or o in mat:
+                reach[o] = {o}
+        for v in e.invars:
+            if not isinstance(v, Var) or v not in producers or producers[v].prim.name not in FUSABLE:
+                continue
+            many = (name == "dot_general" or
+                    (name == "broadcast_in_dim" and e.outvars[0].aval.size > v.aval.size))
+            if many and cost.get(v, 0) > 0:
+                mat.add(v)
+            src = {id(e)} if name in ROOTS else reach.get(e.outvars[0], {id(e)})
+            reach.setdefault(v, set()).update(src)
+    for e in graph.eqns:  # producers before consumers: decide in topological order
+        for o in e.outvars:
+            if e.prim.name in FUSABLE and o not in mat and cost.get(o, 0) > 0 and \
+                    len(reach.get(o, ())) > 1:
+                mat.add(o)
+    return mat
+
+
+def lower(graph: Graph, name: str = "kernel") -> Program:
+    """Partition ``graph`` into kernels and plan the host program."""
+    _check(graph)
+    module = T.new_module(name)
+    producers = {o: e for e in graph.eqns for o in e.outvars}
+    mat = _materialise(graph, producers)
+    buffers: list[Buffer] = []
+    buf_of: dict = {}
+
+    def new_buffer(aval, kind):
+        buffers.append(Buffer(len(buffers), aval.strip_weak(), kind))
+        return buffers[-1].id
+
+    for v in graph.invars:
+        buf_of[v] = new_buffer(v.aval, "input")
+    consts = {}
+    for v, val in zip(graph.constvars, graph.constvals):
+        buf_of[v] = new_buffer(v.aval, "const")
+        consts[buf_of[v]] = np.ascontiguousarray(val)
+    out_set = {v for v in graph.outvars if isinstance(v, Var)}
+    for e in graph.eqns:
+        for o in e.outvars:
+            if o in mat or e.prim.name in ROOTS:
+                buf_of[o] = new_buffer(o.aval, "output" if o in out_set else "temp")
+
+    kernels_: list = []
+    launches: list = []
+    pending: list = []   # a run of elementwise outputs of one shape, not yet emitted
+
+    def emit(body, inline=frozenset()):
+        kname = f"{name}_k{len(kernels_)}"
+        k = K.build(module, kname, producers, buf_of, body, inline)
+        kernels_.append(k)
+        launches.append(Launch(kname, k.grid, k.block, k.args))
+
+    def flush():
+        if pending:
+            shape = pending[0][1].aval.shape
+            outs = [(buf, atom, atom.aval.dtype) for buf, atom in pending]
+            emit(K.elementwise(outs, shape),
+                 inline=frozenset(a for buf, a in pending if buf_of.get(a) == buf))
+            pending.clear()
+
+    def elementwise(buf, atom, shape):
+        if atom.aval.size == 0:
+            return
+        if pending and pending[0][1].aval.shape != shape:
+            flush()
+        pending.append((buf, atom))
+
+    for e in graph.eqns:
+        pname = e.prim.name
+        out = e.outvars[0]
+        if pname in FUSABLE:
+            if out in mat:
+                elementwise(buf_of[out], out, out.aval.shape)
+            continue
+        flush()
+        if out.aval.size == 0 and pname not in ("scatter", "scatter_add"):
+            continue
+        _root(e, pname, out, buf_of, emit, new_buffer, elementwise, flush)
+    flush()
+
+    outputs = []
+    for v in graph.outvars:
+        if isinstance(v, Literal):  # a constant output: keep it as a constant buffer
+            bid = new_buffer(v.aval, "const")
+            consts[bid] = np.asarray(v.val)
+            outputs.append(bid)
+        else:
+            outputs.append(buf_of[v])
+    return Program(name, module, kernels_, launches, buffers, [buf_of[v] for v in graph.invars],
+                   outputs, consts)
+
+
+def _root(e, pname, out, buf_of, emit, new_buffer, elementwise, flush):
+    p = e.params
+    dest = buf_of[out]
+    if pname.startswith("reduce_") or pname in ("argmax", "argmin"):
+        x = e.invars[0]
+        op = pname[len("reduce_"):] if pname.startswith("reduce_") else pname
+        axes = tuple(sorted(p["axes"])) if "axes" in p else (p["axis"],)
+        k = int(np.prod([x.aval.shape[a] for a in axes], dtype=np.int64))
+        nout = out.aval.size
+        if k == 0:  # empty reduction: the identity (sum 0, prod 1)
+            from tracer.ir import Literal as L
+            elementwise(dest, L(np.asarray(0 if op == "sum" else 1, x.aval.dtype),
+                                ShapedArray((), x.aval.dtype)), out.aval.shape)
+            flush()
+            return
+        splits = 1
+        if op not in ("argmax", "argmin") and k >= 16384 and nout < 512:
+            splits = min(-(-k // 8192), 1024)
+        if splits == 1:
+            emit(K.reduce(op, x, axes, dest, x.aval.dtype, out.aval.dtype, nout, k, 1))
+            return
+        part_aval = ShapedArray((nout, splits), x.aval.dtype)
+        part = new_buffer(part_aval, "temp")
+        emit(K.reduce(op, x, axes, part, x.aval.dtype, out.aval.dtype, nout, k, splits))
+        pvar = Var(part_aval)
+        buf_of[pvar] = part
+        emit(K.reduce(op, pvar, (1,), dest, x.aval.dtype, out.aval.dtype, nout, splits, 1))
+    elif pname == "dot_general":
+        body, (B, M, N, Kd) = K.dot(e.invars[0], e.invars[1], p["dimension_numbers"], dest,
+                                    out.aval.dtype)
+        emit(body)
+    elif pname == "cumsum":
+        emit(K.cumsum(e.invars[0], p["axis"], p["reverse"], dest, out.aval.dtype))
+    elif pname in ("scatter_add", "scatter"):
+        operand, indices, updates = e.invars
+        elementwise(dest, operand, out.aval.shape)  # out starts as a copy of the operand
+        flush()
+        if out.aval.size and updates.aval.size:
+            combine = "add" if pname == "scatter_add" else p["combine"]
+            emit(K.scatter(operand.aval, indices, updates, p["axes"], p["mode"], combine, dest,
+                           out.aval.dtype))
+    else:  # pragma: no cover - guarded by _check
+        raise UnsupportedOnGPU(pname)

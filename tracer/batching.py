@@ -93,6 +93,17 @@ def _leaf_paths(x, prefix: str) -> list[str]:
     return [prefix]
 
 
+def _skeleton(x):
+    """``x`` with every leaf replaced by ``*``, for error messages about structure."""
+    leaves, tree = tree_flatten(x)
+    return tree_unflatten(tree, [_Star()] * len(leaves))
+
+
+class _Star:
+    def __repr__(self):
+        return "*"
+
+
 def _check_axes_spec(spec, what: str) -> None:
     """in_axes/out_axes leaves must be ints or None."""
     for leaf in tree_flatten(spec)[0]:
@@ -136,12 +147,15 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
             leaf_axes = treedef_children_prefix(list(in_axes) if isinstance(in_axes, tuple) else in_axes,
                                                 list(args))
         except ValueError:
-            structs = ", ".join(str(tree_flatten(a)[1]) for a in args)
+            structs = ", ".join(repr(_skeleton(a)) for a in args)
             raise ValueError(f"vmap({name}): in_axes {in_axes!r} is not a prefix of the arguments' "
                              f"structure ({structs})") from None
         per_example, norm_axes, mapped = [], [], []
         for leaf, ax, path in zip(leaves, leaf_axes, paths):
-            aval = abstractify(leaf)
+            try:
+                aval = abstractify(leaf)
+            except TypeError as e:
+                raise TypeError(f"vmap({name}): argument {path}: {e}") from None
             if ax is None:
                 per_example.append(aval)
                 norm_axes.append(None)
@@ -171,7 +185,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
             out_leaf_axes = treedef_children_prefix(out_axes, out_struct)
         except ValueError:
             raise ValueError(f"vmap({name}): out_axes {out_axes!r} is not a prefix of the output's "
-                             f"structure {t.out_tree}") from None
+                             f"structure {_skeleton(out_struct)!r}") from None
         out_paths = _leaf_paths(out_struct, "output")
         moved = []
         for o, d, oa, path, v in zip(outs, out_dims, out_leaf_axes, out_paths, t.graph.outvars):

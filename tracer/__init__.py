@@ -14,6 +14,8 @@ from .control_flow import cond, switch, while_loop, fori_loop, scan  # noqa: F40
 from .primitives.elementwise import stop_gradient  # noqa: F401
 from . import lax, numpy  # noqa: F401
 from . import nn  # noqa: F401,E402
+from . import debug  # noqa: F401,E402
+from .debug import config, NaNError  # noqa: F401,E402
 
 _core._install_array_methods()
 

@@ -190,7 +190,9 @@ def _cast(x, dtype):
 
 
 def _carry_aval(x) -> ShapedArray:
-    return get_aval(x).strip_weak()
+    # Weak types are kept while tracing (as JAX does), so a Python-scalar carry can take
+    # the dtype the body gives it, also through nested loops; outputs are strong.
+    return get_aval(x)
 
 
 def _trace_loop_body(fn: Callable, carry_avals: list[ShapedArray], init_weak: list[bool],
@@ -219,7 +221,7 @@ def _trace_loop_body(fn: Callable, carry_avals: list[ShapedArray], init_weak: li
         if not promote:
             return graph, extras, carry_avals
         for i, dt in promote.items():
-            carry_avals[i] = carry_avals[i].update(dtype=dt)
+            carry_avals[i] = carry_avals[i].update(dtype=dt, weak_type=False)
             init_weak[i] = False
 
 
@@ -573,8 +575,7 @@ def _while_flat(cond_fun, body_fun, leaves, tree, paths, what):
                             f"{oa if oa is not None else type(out).__name__}{where()}")
         return [out]
     cg, c_ex = _trace_closed(cond_flat, avals, "while_cond")
-    init = [_cast(x, a.dtype) if get_aval(x).dtype != a.dtype or get_aval(x).weak_type else x
-            for x, a in zip(leaves, avals)]
+    init = [_cast(x, a.dtype) if get_aval(x).dtype != a.dtype else x for x, a in zip(leaves, avals)]
     return while_p.bind(*c_ex, *b_ex, *init, cond_graph=cg, body_graph=body,
                         cond_nconsts=len(c_ex), body_nconsts=len(b_ex))
 
@@ -822,8 +823,7 @@ def _scan_flat(f, init_leaves, init_tree, x_leaves, x_tree, length, reverse, pat
         y_box.append(yt)
         return cl, yl
     body, extras, avals = _trace_loop_body(body_flat, avals, weak, x_avals, paths, what, "scan_body")
-    init = [_cast(x, a.dtype) if get_aval(x).dtype != a.dtype or get_aval(x).weak_type else x
-            for x, a in zip(init_leaves, avals)]
+    init = [_cast(x, a.dtype) if get_aval(x).dtype != a.dtype else x for x, a in zip(init_leaves, avals)]
     outs = scan_p.bind(*extras, *init, *x_leaves, body=body, length=length, reverse=reverse,
                        num_consts=len(extras), num_carry=len(init))
     return tree_unflatten(init_tree, outs[:len(init)]), tree_unflatten(y_box[-1], outs[len(init):])

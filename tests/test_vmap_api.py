@@ -158,3 +158,22 @@ def test_error_shape_mismatch_inside_is_reported_at_per_example_shapes():
     with pytest.raises(tr.ShapeError) as e:
         tr.vmap(lambda a, b: tnp.dot(a, b))(np.ones((4, 3)), np.ones((4, 2)))
     assert "(3,)" in str(e.value) or "f64[3]" in str(e.value)
+
+
+def test_batch_subgraph_for_rules_of_higher_order_primitives():
+    from tracer import core
+    from tracer.batching import batch_subgraph
+
+    def f(x, w):
+        return tnp.tanh(x @ w) + tnp.sum(w)
+    x, w = rng.standard_normal((3, 4)), rng.standard_normal((3, 2))
+    g = tr.make_ir(f)(x[:, 0], w)
+    bg, dims = batch_subgraph(g, [1, None], 4)
+    assert bg.invars[0].aval.shape == (3, 4) and len(bg.eqns) < 4 * len(g.eqns)
+    out = np.moveaxis(core.interpret(bg, [x, w])[0], dims[0], 0)
+    np.testing.assert_allclose(out, np.stack([_interp(f, x[:, b], w) for b in range(4)]), rtol=1e-12)
+    # required output axes: an unbatched result is broadcast there
+    bg, dims = batch_subgraph(g, [None, None], 4, [1])
+    assert dims == [1] and bg.outvars[0].aval.shape == (2, 4)
+    out = core.interpret(bg, [x[:, 0], w])[0]
+    np.testing.assert_allclose(out, np.repeat(_interp(f, x[:, 0], w)[:, None], 4, 1), rtol=1e-12)

@@ -49,6 +49,37 @@ def batch_graph(graph: Graph, args, dims, size: int):
             [denv.get(v) if isinstance(v, Var) else None for v in graph.outvars])
 
 
+def batch_subgraph(graph: Graph, in_dims: Sequence[int | None], size: int,
+                   out_dims: Sequence[int | None] | None = None):
+    """The batched version of a closed sub-graph (for rules of higher-order primitives:
+    cond, while, scan, calls). Returns ``(new_graph, out_dims)``: ``new_graph`` takes
+    the inputs batched along ``in_dims`` and returns the outputs batched along
+    ``out_dims`` (given: outputs are moved there, an int broadcasting an unbatched
+    output; None: wherever the rules put them)."""
+    from .core import trace_flat
+    avals = [v.aval if d is None else
+             v.aval.update(shape=v.aval.shape[:d] + (size,) + v.aval.shape[d:])
+             for v, d in zip(graph.invars, in_dims)]
+    box = []
+
+    def fn(*xs):
+        outs, dims = batch_graph(graph, xs, in_dims, size)
+        if out_dims is not None:
+            for d, want in zip(dims, out_dims):
+                if want is None and d is not None:
+                    raise ValueError(f"batch_subgraph: output of {graph.name} is batched but was "
+                                     f"required unbatched")
+            outs = [o if w is None else move_batch_axis(o, d, w, size)
+                    for o, d, w in zip(outs, dims, out_dims)]
+            dims = list(out_dims)
+        box.append(dims)
+        return outs
+    new, captured = trace_flat(fn, avals, graph.name)
+    if captured:  # a closed graph's rules only see its own values and constants
+        raise AssertionError(f"batch_subgraph: {graph.name} captured outer values")
+    return new, box[0]
+
+
 # ---------------------------------------------------------------- helpers for rules
 
 def batch_size(args, dims) -> int:

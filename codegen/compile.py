@@ -1,0 +1,74 @@
+"""LLVM IR text -> optimised IR -> machine code in this process (ORC LLJIT), and the
+call path from Python into it.
+
+The host target machine is created once, for the host CPU name and all its
+features (AVX-512 where present); LLJIT does not take ownership of it (MCJIT
+would, see the field notes), so one machine serves every compilation and every
+``emit_assembly``. Every compiled module is linked as a new JIT library with a
+unique name; the returned resource tracker keeps its code alive.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+
+import llvmlite
+import llvmlite.binding as llvm
+
+_lock = threading.Lock()
+_state: dict = {}
+_counter = itertools.count()
+
+
+def target_machine():
+    """The host target machine (created on first use)."""
+    with _lock:
+        if "tm" not in _state:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            target = llvm.Target.from_default_triple()
+            _state["cpu"] = llvm.get_host_cpu_name()
+            _state["features"] = llvm.get_host_cpu_features().flatten()
+            _state["tm"] = target.create_target_machine(
+                cpu=_state["cpu"], features=_state["features"], opt=3, jit=True)
+            _state["lljit"] = llvm.create_lljit_compiler(_state["tm"])
+        return _state["tm"]
+
+
+def host_description() -> str:
+    """What the machine code is specialised for (part of any on-disk cache key)."""
+    target_machine()
+    return f"{llvm.get_process_triple()} {_state['cpu']} {_state['features']} llvmlite {llvmlite.__version__}"
+
+
+def optimize(ir_text: str) -> str:
+    """Parse, verify and run the -O3 pipeline (loop and SLP vectorisation on)."""
+    tm = target_machine()
+    mod = llvm.parse_assembly(ir_text)
+    mod.verify()
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+    return str(mod)
+
+
+def assembly(ir_text: str) -> str:
+    """The host assembly of an (optimised) module."""
+    tm = target_machine()
+    return tm.emit_assembly(llvm.parse_assembly(ir_text))
+
+
+class JITCode:
+    """Machine code of one module, loaded into this process; keeps it alive."""
+
+    def __init__(self, ir_text: str, symbol: str):
+        target_machine()
+        self.library = f"tracer_lib{next(_counter)}"
+        with _lock:
+            self._tracker = (llvm.JITLibraryBuilder().add_ir(ir_text).add_current_process()
+                             .export_symbol(symbol).link(_state["lljit"], self.library))
+        self.address = self._tracker[symbol]
+        if not self.address:
+            raise RuntimeError(f"JIT: symbol {symbol} not found after linking")

@@ -1,0 +1,804 @@
+"""Lower an IR graph to one LLVM function for the host CPU.
+
+The function has a C ABI: ``i32 f(ptr in0, ..., ptr const0, ..., ptr out0, ...)``,
+one pointer per graph input, graph constant and output (contiguous row-major
+buffers), and returns 0, or 1 when its scratch arena could not be allocated.
+
+How a graph becomes loops (the elemental approach of XLA's CPU back end):
+
+* Every primitive has an entry in ``LOWERINGS`` (keyed by primitive name). An
+  *elemental* lowering computes one element of its output at an index, reading
+  its operands at derived indices (``fl.read``): elementwise math, broadcasts,
+  reshape, transpose, rev, slice, pad, concatenate, iota, gather, select,
+  convert. A *kernel* lowering writes whole output buffers with its own loops:
+  reductions, argmax/argmin, cumsum, dot_general, scatters (and control flow,
+  which other modules register here with ``register_kernel``).
+* A value is *materialised* in a buffer when it is a graph input, constant or
+  output, the output of a kernel, or an elemental value that several kernels
+  would otherwise recompute (see ``_plan``). Every other value is *fused*: its
+  consumer's loop computes it in registers, so a chain of elementwise ops and
+  broadcasts is one loop nest with no intermediate arrays, and a reduction
+  computes its elementwise producers inside its own loop.
+* Scratch buffers live in one arena allocated at entry; their offsets are planned
+  statically from the buffers' lifetimes (a freed block is reused by a later
+  buffer that fits).
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import numpy as np
+from llvmlite import ir
+
+from tracer import dtypes
+from tracer.ir import Graph, Literal, Var
+
+from . import scalar as S
+from .loops import I64, NUW, Idx, c64, for_range, loop_nest, strides
+
+try:
+    from . import mathlib as _mathlib
+except ImportError:  # pragma: no cover - the math library is a sibling module
+    _mathlib = None
+
+I1, I8, I32 = ir.IntType(1), ir.IntType(8), ir.IntType(32)
+PTR = ir.PointerType()
+
+
+class Lowering:
+    """``kind`` is "elemental" (``fn(fl, eqn, idx) -> value``) or "kernel"
+    (``fn(fl, eqn, out_buffers) -> None``)."""
+
+    def __init__(self, kind: str, fn: Callable):
+        self.kind, self.fn = kind, fn
+
+
+LOWERINGS: dict[str, Lowering] = {}
+
+
+def register_elemental(*names):
+    def reg(fn):
+        for n in names:
+            LOWERINGS[n] = Lowering("elemental", fn)
+        return fn
+    return reg
+
+
+def register_kernel(*names):
+    """Register a kernel lowering ``fn(fl, eqn, outs)``: ``outs`` are ``Buffer``s for
+    ``eqn.outvars``; read inputs with ``fl.read(atom, Idx)`` or ``fl.buffer_of(atom)``,
+    emit sub-graphs with ``fl.emit_graph(graph, in_buffers, out_buffers)``."""
+    def reg(fn):
+        for n in names:
+            LOWERINGS[n] = Lowering("kernel", fn)
+        return fn
+    return reg
+
+
+class Buffer:
+    """A contiguous row-major array in memory."""
+
+    __slots__ = ("ptr", "aval")
+
+    def __init__(self, ptr, aval):
+        self.ptr, self.aval = ptr, aval
+
+    def address(self, b, linear):
+        return b.gep(self.ptr, [linear], inbounds=True, source_etype=S.mem_type(self.aval.dtype))
+
+    def load(self, b, idx: Idx):
+        v = b.load(self.address(b, idx.linear(b)), typ=S.mem_type(self.aval.dtype))
+        return b.trunc(v, I1) if self.aval.dtype == dtypes.bool_ else v
+
+    def store(self, b, linear, value):
+        if self.aval.dtype == dtypes.bool_:
+            value = b.zext(value, I8)
+        b.store(value, self.address(b, linear))
+
+
+class _Arena:
+    """Static offsets of scratch buffers; freed blocks are reused (best fit)."""
+
+    def __init__(self):
+        self.top = 0
+        self.free_blocks: list[tuple[int, int]] = []
+
+    def alloc(self, nbytes: int) -> int:
+        need = max(64, -(-nbytes // 64) * 64)
+        fits = [blk for blk in self.free_blocks if blk[1] >= need]
+        if fits:
+            blk = min(fits, key=lambda t: t[1])
+            self.free_blocks.remove(blk)
+            if blk[1] > need:
+                self.free_blocks.append((blk[0] + need, blk[1] - need))
+            return blk[0]
+        off = self.top
+        self.top += need
+        return off
+
+    def free(self, off: int, nbytes: int):
+        self.free_blocks.append((off, max(64, -(-nbytes // 64) * 64)))
+
+
+ELEMENTWISE = set(S.SCALAR)
+
+
+class FunctionLowering:
+    """State while one LLVM function is emitted; also the scalar emitter (``em``)
+    that ``codegen.scalar`` rules receive."""
+
+    def __init__(self, graph: Graph, name: str):
+        self.graph = graph
+        self.module = ir.Module(name=name)
+        self.module.triple = ""
+        n = len(graph.invars) + len(graph.constvars) + len(graph.outvars)
+        self.fn = ir.Function(self.module, ir.FunctionType(I32, [PTR] * n), name=name)
+        for a in self.fn.args:
+            a.add_attribute("noalias")
+        self.entry = self.fn.append_basic_block("entry")
+        body = self.fn.append_basic_block("body")
+        self.b = ir.IRBuilder(body)
+        self._alloca_b = ir.IRBuilder(self.entry)
+        self.arena = _Arena()
+        self.arena_size = ir.GlobalVariable(self.module, I64, name="arena_size")
+        self.arena_size.global_constant = True
+        self.arena_size.linkage = "internal"
+        self.arena_ptr = None
+        self.bufs: dict = {}
+        self.producer: dict = {}
+        self.memo: dict = {}
+        self._needs_dims: dict = {}
+
+    # ---------------------------------------------------------------- scalar emitter hooks
+
+    def math(self, name: str, *args):
+        if _mathlib is not None and name in getattr(_mathlib, "FUNCTIONS", ()):
+            return _mathlib.emit(self.b, name, *args)
+        return self._libm(name, *args)
+
+    def _libm(self, name, *args):
+        t = args[0].type
+        if name == "sqrt":
+            return self.intrinsic("llvm.sqrt", *args)
+        if name == "rsqrt":
+            return self.b.fdiv(ir.Constant(t, 1.0), self.intrinsic("llvm.sqrt", *args))
+        if name == "logistic":
+            e = self._libm("exp", self.b.fneg(args[0]))
+            return self.b.fdiv(ir.Constant(t, 1.0), self.b.fadd(ir.Constant(t, 1.0), e))
+        cname = name + ("f" if t == S.F32 else "")
+        fn = self.module.globals.get(cname) or ir.Function(
+            self.module, ir.FunctionType(t, [t] * len(args)), name=cname)
+        return self.b.call(fn, args)
+
+    def intrinsic(self, name: str, *args, ret=None):
+        """Call an overloaded LLVM intrinsic (suffixes derived from the types)."""
+        def suffix(t):
+            return {S.F32: "f32", S.F64: "f64"}.get(t) or f"i{t.width}"
+        t = args[0].type
+        rt = ret or t
+        full = f"{name}.{suffix(rt)}.{suffix(t)}" if ret is not None else f"{name}.{suffix(t)}"
+        fn = self.module.globals.get(full)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(rt, [a.type for a in args]), name=full)
+        return self.b.call(fn, args)
+
+    def alloca(self, typ):
+        """A stack slot in the entry block (promoted to a register by mem2reg)."""
+        return self._alloca_b.alloca(typ)
+
+    # ---------------------------------------------------------------- reading values
+
+    def buffer_of(self, atom) -> Buffer | None:
+        return self.bufs.get(atom) if isinstance(atom, Var) else None
+
+    def read(self, atom, idx: Idx):
+        """The value of ``atom`` at ``idx`` (a register value; bool is i1)."""
+        if isinstance(atom, Literal):
+            return S.const(atom.aval.dtype, atom.val.item())
+        buf = self.bufs.get(atom)
+        if buf is not None:
+            return buf.load(self.b, idx)
+        key = (atom, id(idx))
+        hit = self.memo.get(key)
+        if hit is not None and hit[0] is idx:
+            return hit[1]
+        eqn = self.producer[atom]
+        val = LOWERINGS[eqn.prim.name].fn(self, eqn, idx)
+        self.memo[key] = (idx, val)
+        return val
+
+    def needs_dims(self, atom) -> bool:
+        """Whether computing ``atom`` elementally needs per-dimension indices (else a
+        flat loop over the linear index serves)."""
+        if not isinstance(atom, Var) or atom in self.bufs or atom.aval.shape == ():
+            return False
+        if atom not in self._needs_dims:
+            eqn = self.producer[atom]
+            name = eqn.prim.name
+            if name in ELEMENTWISE or name == "reshape":
+                r = any(self.needs_dims(a) for a in eqn.invars)
+            elif name == "broadcast_in_dim":
+                r = eqn.invars[0].aval.shape != ()
+            else:
+                r = True
+            self._needs_dims[atom] = r
+        return self._needs_dims[atom]
+
+    def write_all(self, atom, out: Buffer):
+        """A loop nest computing ``atom`` everywhere and storing it into ``out``."""
+        shape = out.aval.shape
+        self.memo = {}
+        if shape == ():
+            out.store(self.b, c64(0), self.read(atom, Idx(())))
+        elif not self.needs_dims(atom):
+            n = out.aval.size
+            for_range(self.b, n, lambda i: out.store(self.b, i, self.read(atom, Idx(shape, linear=i))))
+        else:
+            def body(dims):
+                idx = Idx(shape, dims=dims)
+                out.store(self.b, idx.linear(self.b), self.read(atom, idx))
+            loop_nest(self.b, shape, body)
+        self.memo = {}
+
+
+    # ---------------------------------------------------------------- scratch memory
+
+    def scratch(self, aval) -> tuple[Buffer, int, int]:
+        nbytes = aval.size * aval.dtype.itemsize
+        off = self.arena.alloc(nbytes)
+        ptr = self._alloca_b.gep(self.arena_ptr, [c64(off)], inbounds=True, source_etype=I8)
+        return Buffer(ptr, aval), off, nbytes
+
+    # ---------------------------------------------------------------- graphs
+
+    def emit_graph(self, graph: Graph, in_bufs: list[Buffer], out_bufs: list[Buffer]):
+        """Emit code computing ``graph`` from ``in_bufs`` into ``out_bufs``."""
+        for v, bf in zip(graph.invars, in_bufs):
+            self.bufs[v] = bf
+        materialise, kernels = _plan(graph)
+        out_first = {}
+        for v, bf in zip(graph.outvars, out_bufs):
+            if isinstance(v, Var) and v not in self.bufs and v not in out_first:
+                out_first[v] = bf
+        for eqn in graph.eqns:
+            low = LOWERINGS.get(eqn.prim.name)
+            if low is None:
+                raise NotImplementedError(f"the CPU back end has no lowering for primitive "
+                                          f"{eqn.prim.name!r}")
+            if low.kind == "elemental" and eqn.outvars[0] not in materialise:
+                self.producer[eqn.outvars[0]] = eqn
+        # last kernel position reading each buffer, for arena reuse
+        last_use: dict = {}
+        for pos, eqn in enumerate(kernels):
+            for v in self._buffers_read(eqn, materialise):
+                last_use[v] = pos
+        for v in graph.outvars:
+            if isinstance(v, Var):
+                last_use[v] = len(kernels)
+        owned: dict = {}
+        for pos, eqn in enumerate(kernels):
+            outs = []
+            for v in eqn.outvars:
+                if v in out_first:
+                    bf = out_first[v]
+                else:
+                    bf, off, nb = self.scratch(v.aval)
+                    owned[v] = (off, nb)
+                outs.append(bf)
+            low = LOWERINGS[eqn.prim.name]
+            if low.kind == "elemental":
+                self.producer[eqn.outvars[0]] = eqn
+                self.write_all(eqn.outvars[0], outs[0])
+                del self.producer[eqn.outvars[0]]
+            else:
+                self.memo = {}
+                low.fn(self, eqn, outs)
+                self.memo = {}
+            for v, bf in zip(eqn.outvars, outs):
+                self.bufs[v] = bf
+            for v, (off, nb) in list(owned.items()):
+                if last_use.get(v, -1) <= pos:
+                    self.arena.free(off, nb)
+                    del owned[v]
+        # outputs that are inputs, constants, literals or repeated: copy
+        for v, bf in zip(graph.outvars, out_bufs):
+            if isinstance(v, Var) and out_first.get(v) is bf:
+                continue
+            self.write_all(v, bf)
+        for off, nb in owned.values():
+            self.arena.free(off, nb)
+
+    def _buffers_read(self, eqn, materialise):
+        seen, out, stack = set(), set(), [a for a in eqn.invars if isinstance(a, Var)]
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            if v in self.bufs or v in materialise:
+                out.add(v)
+            elif v in self.producer:
+                stack.extend(a for a in self.producer[v].invars if isinstance(a, Var))
+            else:
+                out.add(v)
+        return out
+
+
+def _plan(graph: Graph):
+    """Which elemental values get a buffer, and the ordered list of kernels (equations
+    whose outputs are written to buffers)."""
+    consumers: dict = {}
+    for eqn in graph.eqns:
+        for a in eqn.invars:
+            if isinstance(a, Var):
+                consumers.setdefault(a, []).append(eqn)
+    outs = {v for v in graph.outvars if isinstance(v, Var)}
+    producer = {v: e for e in graph.eqns for v in e.outvars}
+
+    def trivial(v) -> bool:
+        e = producer.get(v)
+        if e is None or v.aval.shape == ():
+            return True
+        if e.prim.name == "iota":
+            return True
+        return e.prim.name == "broadcast_in_dim" and e.invars[0].aval.shape == ()
+
+    materialise = set()
+    kernels = []
+    for eqn in graph.eqns:
+        low = LOWERINGS.get(eqn.prim.name)
+        if low is None:
+            raise NotImplementedError(f"the CPU back end has no lowering for primitive {eqn.prim.name!r}")
+        if low.kind == "kernel":
+            kernels.append(eqn)
+            continue
+        v = eqn.outvars[0]
+        cs = consumers.get(v, [])
+        expand = any(c.prim.name == "broadcast_in_dim" and c.outvars[0].aval.size > v.aval.size
+                     for c in cs)
+        elementwise_only = all(c.prim.name in ELEMENTWISE and c.outvars[0].aval.shape == v.aval.shape
+                               for c in cs)
+        if v in outs or (not trivial(v) and (expand or (len(cs) > 1 and not elementwise_only))):
+            materialise.add(v)
+            kernels.append(eqn)
+    return materialise, kernels
+
+
+# ---------------------------------------------------------------- top level
+
+def _symbol(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name) or "f"
+    return s if not s[0].isdigit() else "f_" + s
+
+
+def lower(graph: Graph, name: str) -> str:
+    """LLVM IR text of the function ``name`` computing ``graph`` (see module doc)."""
+    fl = FunctionLowering(graph, _symbol(name))
+    args = list(fl.fn.args)
+    nin, nc = len(graph.invars), len(graph.constvars)
+    ab = fl._alloca_b
+    aa = ab.call(_declare(fl.module, "aligned_alloc", PTR, [I64, I64]),
+                 [c64(64), ab.load(fl.arena_size, typ=I64)])
+    fl.arena_ptr = aa
+    in_bufs = [Buffer(a, v.aval) for a, v in zip(args[:nin], graph.invars)]
+    for a, v in zip(args[nin:nin + nc], graph.constvars):
+        fl.bufs[v] = Buffer(a, v.aval)
+    out_bufs = [Buffer(a, v.aval) for a, v in zip(args[nin + nc:], graph.outvars)]
+    fl.emit_graph(graph, in_bufs, out_bufs)
+    fl.b.call(_declare(fl.module, "free", ir.VoidType(), [PTR]), [aa])
+    fl.b.ret(ir.Constant(I32, 0))
+    # entry: fail cleanly when the arena cannot be allocated
+    fail = fl.fn.append_basic_block("oom")
+    ir.IRBuilder(fail).ret(ir.Constant(I32, 1))
+    size = fl.arena.top
+    fl.arena_size.initializer = c64(size)
+    isnull = ab.icmp_unsigned("==", aa, ir.Constant(PTR, None))
+    ab.cbranch(ab.and_(isnull, ir.Constant(I1, 1 if size > 0 else 0)), fail, fl.fn.blocks[1])
+    return str(fl.module)
+
+
+def _declare(module, name, ret, args):
+    fn = module.globals.get(name)
+    return fn or ir.Function(module, ir.FunctionType(ret, args), name=name)
+
+
+# ---------------------------------------------------------------- elemental lowerings
+
+def _fresh(aval, idx):
+    return idx if aval.shape != () else Idx(())
+
+
+@register_elemental(*[n for n in S.SCALAR if n not in ("select", "convert_element_type")])
+def _elementwise(fl, eqn, idx):
+    vals = [fl.read(a, _fresh(a.aval, idx)) for a in eqn.invars]
+    return S.SCALAR[eqn.prim.name](fl, eqn.invars[0].aval.dtype, *vals, **eqn.params)
+
+
+@register_elemental("select")
+def _select(fl, eqn, idx):
+    vals = [fl.read(a, _fresh(a.aval, idx)) for a in eqn.invars]
+    return fl.b.select(*vals)
+
+
+@register_elemental("convert_element_type")
+def _convert(fl, eqn, idx):
+    x = eqn.invars[0]
+    return S.convert(fl, x.aval.dtype, eqn.params["new_dtype"], fl.read(x, _fresh(x.aval, idx)))
+
+
+@register_elemental("broadcast_in_dim")
+def _broadcast(fl, eqn, idx):
+    x = eqn.invars[0]
+    if x.aval.shape == ():
+        return fl.read(x, Idx(()))
+    dims = idx.dims(fl.b)
+    bd = eqn.params["broadcast_dimensions"]
+    return fl.read(x, Idx(x.aval.shape, dims=[dims[d] if n != 1 else c64(0)
+                                              for d, n in zip(bd, x.aval.shape)]))
+
+
+@register_elemental("reshape")
+def _reshape(fl, eqn, idx):
+    x = eqn.invars[0]
+    return fl.read(x, Idx(x.aval.shape, linear=idx.linear(fl.b)) if x.aval.shape else Idx(()))
+
+
+@register_elemental("transpose")
+def _transpose(fl, eqn, idx):
+    x = eqn.invars[0]
+    dims = idx.dims(fl.b)
+    inv = [0] * len(dims)
+    for i, p in enumerate(eqn.params["permutation"]):
+        inv[p] = dims[i]
+    return fl.read(x, Idx(x.aval.shape, dims=inv))
+
+
+@register_elemental("rev")
+def _rev(fl, eqn, idx):
+    x = eqn.invars[0]
+    dims = list(idx.dims(fl.b))
+    for d in eqn.params["dimensions"]:
+        dims[d] = fl.b.sub(c64(x.aval.shape[d] - 1), dims[d])
+    return fl.read(x, Idx(x.aval.shape, dims=dims))
+
+
+@register_elemental("slice")
+def _slice(fl, eqn, idx):
+    x = eqn.invars[0]
+    b = fl.b
+    dims = []
+    for v, s, st in zip(idx.dims(b), eqn.params["start_indices"], eqn.params["strides"]):
+        if st != 1:
+            v = b.mul(v, c64(st), flags=NUW)
+        dims.append(b.add(v, c64(s), flags=NUW) if s else v)
+    return fl.read(x, Idx(x.aval.shape, dims=dims))
+
+
+def _clamp(b, v, n):
+    """``v`` clamped into [0, n-1] (n > 0): a safe address whatever ``v`` is."""
+    v = b.select(b.icmp_signed("<", v, c64(0)), c64(0), v)
+    return b.select(b.icmp_signed(">", v, c64(n - 1)), c64(n - 1), v)
+
+
+@register_elemental("pad")
+def _pad(fl, eqn, idx):
+    x, padval = eqn.invars
+    b = fl.b
+    pv = fl.read(padval, Idx(()))
+    if x.aval.size == 0:
+        return pv
+    valid = ir.Constant(I1, 1)
+    dims = []
+    for v, n, (lo, _hi, it) in zip(idx.dims(b), x.aval.shape, eqn.params["padding_config"]):
+        t = b.sub(v, c64(lo))
+        ok = b.icmp_signed(">=", t, c64(0))
+        if it:
+            ok = b.and_(ok, b.icmp_signed("==", b.srem(t, c64(it + 1)), c64(0)))
+            t = b.sdiv(t, c64(it + 1))
+        ok = b.and_(ok, b.icmp_signed("<", t, c64(n)))
+        valid = b.and_(valid, ok)
+        dims.append(_clamp(b, t, n))
+    return b.select(valid, fl.read(x, Idx(x.aval.shape, dims=dims)), pv)
+
+
+@register_elemental("concatenate")
+def _concatenate(fl, eqn, idx):
+    b = fl.b
+    d = eqn.params["dimension"]
+    dims = idx.dims(b)
+    pieces, off = [], 0
+    for x in eqn.invars:
+        n = x.aval.shape[d]
+        if n:
+            pieces.append((x, off, n))
+        off += n
+    result = None
+    for x, start, n in reversed(pieces):
+        sub = list(dims)
+        sub[d] = _clamp(b, b.sub(dims[d], c64(start)), n)
+        val = fl.read(x, Idx(x.aval.shape, dims=sub))
+        if result is None:
+            result = val
+        else:
+            result = b.select(b.icmp_signed("<", dims[d], c64(start + n)), val, result)
+    return result
+
+
+@register_elemental("iota")
+def _iota(fl, eqn, idx):
+    v = idx.dims(fl.b)[eqn.params["dimension"]]
+    return S.convert(fl, dtypes.int64, eqn.params["dtype"], v)
+
+
+def _index_rows(fl, indices, batch_dims, axes, operand_shape):
+    """Per indexed axis: (clamped index, in-range flag), reading ``indices``."""
+    b = fl.b
+    rows = []
+    for j, a in enumerate(axes):
+        ix = fl.read(indices, Idx(indices.aval.shape, dims=list(batch_dims) + [c64(j)]))
+        if ix.type != I64:
+            ix = b.sext(ix, I64)
+        n = operand_shape[a]
+        ok = b.icmp_unsigned("<", ix, c64(n))
+        rows.append((_clamp(b, ix, max(n, 1)), ok))
+    return rows
+
+
+@register_elemental("gather")
+def _gather(fl, eqn, idx):
+    operand, indices = eqn.invars
+    axes, mode = eqn.params["axes"], eqn.params["mode"]
+    b = fl.b
+    nb = indices.aval.ndim - 1
+    dims = idx.dims(b)
+    rows = _index_rows(fl, indices, dims[:nb], axes, operand.aval.shape)
+    rest = iter(dims[nb:])
+    odims = [rows[axes.index(d)][0] if d in axes else next(rest) for d in range(operand.aval.ndim)]
+    val = fl.read(operand, Idx(operand.aval.shape, dims=odims))
+    if mode == "fill":
+        ok = ir.Constant(I1, 1)
+        for _, r in rows:
+            ok = b.and_(ok, r)
+        val = b.select(ok, val, S.const(operand.aval.dtype, 0))
+    return val
+
+
+# ---------------------------------------------------------------- kernels: reductions
+
+def _identity(prim, dt):
+    dt = np.dtype(dt)
+    if prim == "reduce_sum":
+        return 0
+    if prim == "reduce_prod":
+        return 1
+    big = {"f": float("inf"), "b": 1}.get(dt.kind)
+    if big is None:
+        info = np.iinfo(dt)
+        return info.min if prim == "reduce_max" else info.max
+    if dt.kind == "b":
+        return 0 if prim == "reduce_max" else 1
+    return -big if prim == "reduce_max" else big
+
+
+_COMBINE = {"reduce_sum": "add", "reduce_prod": "mul", "reduce_max": "max", "reduce_min": "min"}
+
+
+def _combine(fl, name, dt, acc, v):
+    """One reduction step; float sums and products carry ``reassoc`` so they vectorise."""
+    if dt.kind == "f" and name in ("add", "mul"):
+        return (fl.b.fadd if name == "add" else fl.b.fmul)(acc, v, flags=("reassoc",))
+    return S.SCALAR[name](fl, dt, acc, v)
+
+
+@register_kernel("reduce_sum", "reduce_prod", "reduce_max", "reduce_min")
+def _reduce(fl, eqn, outs):
+    x = eqn.invars[0]
+    out = outs[0]
+    axes = eqn.params["axes"]
+    dt = x.aval.dtype
+    op = _COMBINE[eqn.prim.name]
+    init = S.const(dt, _identity(eqn.prim.name, dt))
+    shape = x.aval.shape
+    kept = [d for d in range(len(shape)) if d not in axes]
+    b = fl.b
+    if not shape or (shape[-1] != 1 and (len(shape) - 1) in axes) or not kept:
+        # the innermost axis is reduced: accumulate in a register
+        red_shape = [shape[d] for d in axes]
+        acc = fl.alloca(S.llvm_type(dt))
+
+        def per_out(odims):
+            b.store(init, acc)
+
+            def step(rdims):
+                full = [None] * len(shape)
+                for d, v in zip(kept, odims):
+                    full[d] = v
+                for d, v in zip(axes, rdims):
+                    full[d] = v
+                v = fl.read(x, Idx(shape, dims=full))
+                b.store(_combine(fl, op, dt, b.load(acc), v), acc)
+            loop_nest(b, red_shape, step)
+            out.store(b, Idx(out.aval.shape, dims=odims).linear(b), b.load(acc))
+        if out.aval.shape:
+            loop_nest(b, out.aval.shape, per_out)
+        else:
+            per_out([])
+        return
+    # the innermost axis is kept: sweep the input in order, accumulating into the output
+    for_range(b, out.aval.size, lambda i: out.store(b, i, init))
+
+    def step(dims):
+        oidx = Idx(out.aval.shape, dims=[dims[d] for d in kept]).linear(b)
+        cur = out.load(b, Idx(out.aval.shape, linear=oidx))
+        out.store(b, oidx, _combine(fl, op, dt, cur, fl.read(x, Idx(shape, dims=dims))))
+    loop_nest(b, shape, step)
+
+
+@register_kernel("argmax", "argmin")
+def _argminmax(fl, eqn, outs):
+    x = eqn.invars[0]
+    out = outs[0]
+    axis = eqn.params["axis"]
+    dt = x.aval.dtype
+    shape = x.aval.shape
+    b = fl.b
+    best = fl.alloca(S.llvm_type(dt))
+    besti = fl.alloca(I64)
+    cmp = ">" if eqn.prim.name == "argmax" else "<"
+
+    def per_out(odims):
+        def at(i):
+            full = list(odims[:axis]) + [i] + list(odims[axis:])
+            return fl.read(x, Idx(shape, dims=full))
+        b.store(at(c64(0)), best)
+        b.store(c64(0), besti)
+
+        def step(i):
+            v = at(i)
+            cur = b.load(best)
+            if dt.kind == "f":  # the first NaN wins, as numpy
+                take = b.or_(b.fcmp_ordered(cmp, v, cur),
+                             b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", cur, cur)))
+            elif dt.kind == "b":
+                take = b.icmp_unsigned(cmp, v, cur)
+            else:
+                take = b.icmp_signed(cmp, v, cur)
+            b.store(b.select(take, v, cur), best)
+            b.store(b.select(take, i, b.load(besti)), besti)
+        for_range(b, shape[axis], step, start=1)
+        r = S.convert(fl, dtypes.int64, eqn.params["index_dtype"], b.load(besti))
+        out.store(b, Idx(out.aval.shape, dims=odims).linear(b), r)
+    if out.aval.shape:
+        loop_nest(b, out.aval.shape, per_out)
+    else:
+        per_out([])
+
+
+@register_kernel("cumsum")
+def _cumsum(fl, eqn, outs):
+    x = eqn.invars[0]
+    out = outs[0]
+    axis, reverse = eqn.params["axis"], eqn.params["reverse"]
+    shape = x.aval.shape
+    n = shape[axis]
+    if x.aval.size == 0:
+        return
+    b = fl.b
+    dt = x.aval.dtype
+    outer, inner = shape[:axis], shape[axis + 1:]
+    first = n - 1 if reverse else 0
+
+    def body(odims):
+        def at_pos(p):
+            def inner_body(idims):
+                dims = list(odims) + [p] + list(idims)
+                idx = Idx(shape, dims=dims)
+                v = fl.read(x, idx)
+                if p is pos0:
+                    out.store(b, idx.linear(b), v)
+                    return
+                prev = b.add(p, c64(1)) if reverse else b.sub(p, c64(1))
+                pidx = Idx(shape, dims=list(odims) + [prev] + list(idims))
+                out.store(b, idx.linear(b), S.SCALAR["add"](fl, dt, out.load(b, pidx), v))
+            loop_nest(b, inner, inner_body) if inner else inner_body([])
+        pos0 = c64(first)
+        at_pos(pos0)
+        for_range(b, n - 1 if reverse else n, at_pos, start=0 if reverse else 1, reverse=reverse)
+    loop_nest(b, outer, body) if outer else body([])
+
+
+# ---------------------------------------------------------------- kernels: scatter
+
+@register_kernel("scatter", "scatter_add")
+def _scatter(fl, eqn, outs):
+    operand, indices, updates = eqn.invars
+    out = outs[0]
+    axes, mode = eqn.params["axes"], eqn.params["mode"]
+    combine = "add" if eqn.prim.name == "scatter_add" else eqn.params["combine"]
+    b = fl.b
+    # copy the operand (unless it is already this buffer)
+    if fl.buffer_of(operand) is not out:
+        prev_memo = fl.memo
+        fl.write_all(operand, out)
+        fl.memo = prev_memo
+    if updates.aval.size == 0 or any(operand.aval.shape[a] == 0 for a in axes):
+        return
+    nb = indices.aval.ndim - 1
+    dt = operand.aval.dtype
+
+    def body(udims):
+        rows = _index_rows(fl, indices, udims[:nb], axes, operand.aval.shape)
+        rest = iter(udims[nb:])
+        odims = [rows[axes.index(d)][0] if d in axes else next(rest)
+                 for d in range(operand.aval.ndim)]
+
+        def update():
+            lin = Idx(operand.aval.shape, dims=odims).linear(b)
+            u = fl.read(updates, Idx(updates.aval.shape, dims=udims))
+            if combine != "set":
+                u = S.SCALAR[combine](fl, dt, out.load(b, Idx(out.aval.shape, linear=lin)), u)
+            out.store(b, lin, u)
+        if mode == "drop":
+            ok = ir.Constant(I1, 1)
+            for _, r in rows:
+                ok = b.and_(ok, r)
+            with b.if_then(ok):
+                update()
+        else:
+            update()
+    loop_nest(b, updates.aval.shape, body) if updates.aval.shape else body([])
+
+
+# ---------------------------------------------------------------- kernels: dot_general
+
+def _packed(fl, x, perm, shape3):
+    """``x`` transposed by ``perm`` as a contiguous buffer of ``shape3`` (B, rows, cols):
+    the operand's own buffer when that is already its layout, else a scratch copy."""
+    from tracer.ir import ShapedArray
+    bf = fl.buffer_of(x)
+    if bf is not None and list(perm) == sorted(perm):
+        return bf, None
+    tshape = [x.aval.shape[p] for p in perm]
+    buf, off, nb = fl.scratch(ShapedArray(shape3, x.aval.dtype))
+
+    def body(dims):
+        src = [None] * len(dims)
+        for i, p in enumerate(perm):
+            src[p] = dims[i]
+        idx = Idx(tshape, dims=dims)
+        buf.store(fl.b, idx.linear(fl.b), fl.read(x, Idx(x.aval.shape, dims=src)))
+    fl.memo = {}
+    if tshape:
+        loop_nest(fl.b, tshape, body)
+    else:
+        body([])
+    fl.memo = {}
+    return buf, (off, nb)
+
+
+@register_kernel("dot_general")
+def _dot_general(fl, eqn, outs):
+    x, y = eqn.invars
+    out = outs[0]
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    xf = [i for i in range(x.aval.ndim) if i not in lc and i not in lb]
+    yf = [i for i in range(y.aval.ndim) if i not in rc and i not in rb]
+    prod = lambda ds: int(np.prod(ds, dtype=np.int64))  # noqa: E731
+    B = prod([x.aval.shape[a] for a in lb])
+    M = prod([x.aval.shape[a] for a in xf])
+    K = prod([x.aval.shape[a] for a in lc])
+    N = prod([y.aval.shape[a] for a in yf])
+    if out.aval.size == 0:
+        return
+    a_buf, a_blk = _packed(fl, x, list(lb) + xf + list(lc), (B, M, K))
+    b_buf, b_blk = _packed(fl, y, list(rb) + list(rc) + yf, (B, K, N))
+    from .matmul import emit_matmul
+    emit_matmul(fl, a_buf, b_buf, out, B, M, K, N)
+    for blk in (a_blk, b_blk):
+        if blk is not None:
+            fl.arena.free(*blk)
+
+
+def lowering_for(name: str) -> Lowering | None:
+    return LOWERINGS.get(name)

@@ -1,0 +1,206 @@
+"""``jit``: trace once per abstract signature, optimise the graph, compile it to
+native code, and call the machine code on later calls with the same signature.
+
+Stages (each printable through ``jitted.lower(*args).as_text(stage)``):
+
+    "ir"            the traced graph
+    "optimized_ir"  after the graph passes (tracer.passes.optimize)
+    "llvm"          the LLVM IR the back end emitted (before LLVM's -O3)
+    "optimized_llvm" the LLVM IR after -O3 (vectorised)
+    "asm"           host assembly
+
+With the environment variable ``TRACER_DUMP_DIR`` set, every compilation writes
+all stages to that folder as ``<function>.<hash8>.<stage>`` files.
+
+Inside another transformation (when the arguments are tracers, or a trace is
+open) a jitted function is simply inlined: its equations join the enclosing
+graph, so ``jit(jit(f))``, ``grad(jit(f))`` and ``vmap(jit(f))`` work.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import core
+from .api import fun_name, trace
+from .core import Tracer, concrete_aval
+from .ir import Graph, ShapedArray
+from .passes import optimize
+from .pytree import tree_flatten, tree_unflatten
+
+STAGES = ("ir", "optimized_ir", "llvm", "optimized_llvm", "asm")
+_SUFFIX = {"ir": "ir.txt", "optimized_ir": "optimized_ir.txt", "llvm": "ll",
+           "optimized_llvm": "opt.ll", "asm": "s"}
+
+
+def _static_key(v):
+    try:
+        hash(v)
+    except TypeError:
+        raise TypeError(f"jit: a static argument must be hashable, got {type(v).__name__} {v!r:.60}; "
+                        f"pass arrays as dynamic arguments instead") from None
+    return (type(v), v)
+
+
+class Compiled:
+    """A compiled function for one signature. Call it with the dynamic (non-static)
+    arguments; returns numpy arrays in the function's output structure."""
+
+    def __init__(self, lowered: "Lowered"):
+        from codegen.executable import Executable
+        self.lowered = lowered
+        self.executable = Executable(lowered.optimized_graph, lowered.name)
+        self._in_avals = [v.aval for v in lowered.optimized_graph.invars]
+
+    def call_flat(self, leaves: Sequence[Any]) -> list[np.ndarray]:
+        arrays = []
+        for x, aval in zip(leaves, self._in_avals):
+            arr, _ = concrete_aval(x)
+            arrays.append(arr)
+        return self.executable(*arrays)
+
+    def __call__(self, *args):
+        lw = self.lowered
+        if lw.static_argnums and len(args) == lw.nargs:
+            args = tuple(a for i, a in enumerate(args) if i not in lw.static_argnums)
+        leaves, tree = tree_flatten(list(args))
+        if tree != lw.in_tree:
+            raise TypeError(f"compiled {lw.name}: arguments have structure {tree}, "
+                            f"expected {lw.in_tree}")
+        avals = [concrete_aval(x)[1] for x in leaves]
+        if [a.strip_weak() for a in avals] != [a.strip_weak() for a in lw.in_avals]:
+            raise TypeError(f"compiled {lw.name} was compiled for "
+                            f"{', '.join(map(str, lw.in_avals))}, got {', '.join(map(str, avals))}")
+        return tree_unflatten(lw.out_tree, self.call_flat(leaves))
+
+
+class Lowered:
+    """A traced and optimised function for one signature, not yet machine code."""
+
+    def __init__(self, fun, args, static_argnums, backend: str):
+        self.backend = backend
+        self.name = fun_name(fun)
+        self.nargs = len(args)
+        self.static_argnums = frozenset(static_argnums)
+        t = trace(fun, args, static_argnums)
+        if t.captured:
+            raise TypeError(f"jit of {self.name}: the function closes over values traced by an "
+                            f"enclosing transformation; call it inside that transformation instead")
+        self.graph = t.graph
+        self.in_tree, self.out_tree = t.in_tree, t.out_tree
+        self.in_avals = [v.aval for v in t.graph.invars]
+        self.optimized_graph = optimize(t.graph)
+        self._compiled: Compiled | None = None
+        self._llvm_text: str | None = None
+
+    def compile(self) -> Compiled:
+        if self.backend != "cpu":
+            raise NotImplementedError(f"jit backend {self.backend!r} is not available here "
+                                      f"(the CPU back end is)")
+        if self._compiled is None:
+            self._compiled = Compiled(self)
+            _dump(self)
+        return self._compiled
+
+    def as_text(self, stage: str = "ir") -> str:
+        """The function at one stage: "ir", "optimized_ir", "llvm", "optimized_llvm", "asm"
+        ("ptx" belongs to backend="cuda")."""
+        if stage == "ir":
+            return self.graph.text()
+        if stage == "optimized_ir":
+            return self.optimized_graph.text()
+        if stage == "ptx":
+            raise ValueError(f"stage 'ptx' needs backend='cuda'; this function is lowered for "
+                             f"backend={self.backend!r}")
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+        ex = self.compile().executable
+        return {"llvm": ex.llvm_ir, "optimized_llvm": ex.optimized_llvm_ir, "asm": None}.get(stage) \
+            or ex.assembly
+
+
+def _dump(lw: Lowered) -> None:
+    folder = os.environ.get("TRACER_DUMP_DIR")
+    if not folder:
+        return
+    os.makedirs(folder, exist_ok=True)
+    h = hashlib.sha256(lw.optimized_graph.text().encode()).hexdigest()[:8]
+    for stage in STAGES:
+        path = os.path.join(folder, f"{lw.name}.{h}.{_SUFFIX[stage]}")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(lw.as_text(stage))
+        os.replace(tmp, path)
+
+
+class Jitted:
+    """The result of ``jit(fun)``: compiles once per signature, then runs machine code.
+
+    ``trace_count`` and ``compile_count`` count how often it traced and compiled."""
+
+    def __init__(self, fun: Callable, static_argnums: Sequence[int], backend: str):
+        if not callable(fun):
+            raise TypeError(f"jit expects a function, got {type(fun).__name__}")
+        if backend not in ("cpu", "cuda"):
+            raise ValueError(f"jit backend must be 'cpu' or 'cuda', got {backend!r}")
+        self.fun = fun
+        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        self.backend = backend
+        self.trace_count = 0
+        self.compile_count = 0
+        self._cache: dict = {}
+        functools.update_wrapper(self, fun)
+
+    def _norm_static(self, nargs: int) -> frozenset:
+        out = set()
+        for i in self.static_argnums:
+            if not -nargs <= i < nargs:
+                raise TypeError(f"jit of {fun_name(self.fun)}: static_argnums {i} is out of range "
+                                f"for a call with {nargs} positional arguments")
+            out.add(i % nargs)
+        return frozenset(out)
+
+    def _key(self, args):
+        static = self._norm_static(len(args))
+        dyn = [a for i, a in enumerate(args) if i not in static]
+        leaves, tree = tree_flatten(dyn)
+        avals = []
+        for x in leaves:
+            if isinstance(x, ShapedArray):
+                avals.append(x)
+            else:
+                avals.append(concrete_aval(x)[1])
+        skey = tuple((i, _static_key(args[i])) for i in sorted(static))
+        return (len(args), tree, tuple(avals), skey), static, leaves
+
+    def lower(self, *args) -> Lowered:
+        """Trace and optimise for these arguments (arrays, scalars or ShapedArrays)."""
+        key, static, _ = self._key(args)
+        self.trace_count += 1
+        return Lowered(self.fun, args, static, self.backend)
+
+    def __call__(self, *args):
+        if core._STACK or any(isinstance(x, Tracer) for x in tree_flatten(list(args))[0]):
+            return self.fun(*args)  # inside another trace: inline
+        key, static, leaves = self._key(args)
+        entry = self._cache.get(key)
+        if entry is None:
+            self.trace_count += 1
+            lw = Lowered(self.fun, args, static, self.backend)
+            entry = lw.compile()
+            self.compile_count += 1
+            self._cache[key] = entry
+        return tree_unflatten(entry.lowered.out_tree, entry.call_flat(leaves))
+
+    def __repr__(self):
+        return f"<jit {fun_name(self.fun)}>"
+
+
+def jit(fun: Callable, *, static_argnums: int | Sequence[int] = (), backend: str = "cpu") -> Jitted:
+    """Compile ``fun`` to native code, once per abstract signature (shapes, dtypes,
+    weak types, pytree structure, and the values of the ``static_argnums``)."""
+    return Jitted(fun, static_argnums, backend)

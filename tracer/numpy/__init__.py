@@ -32,7 +32,7 @@ def asarray(x, dtype=None):
     """An array (a tracer stays a tracer). Nested lists may contain tracers."""
     if isinstance(x, Tracer):
         return x if dtype is None else cast(x, _dt.canonical(dtype))
-    if isinstance(x, (list, tuple)) and any(isinstance(l, Tracer) for l in _flat(x)):
+    if isinstance(x, (list, tuple)) and builtins.any(isinstance(l, Tracer) for l in _flat(x)):
         return stack([asarray(e) for e in x]) if dtype is None else \
             cast(stack([asarray(e) for e in x]), _dt.canonical(dtype))
     if dtype is not None:
@@ -60,12 +60,12 @@ def _flat(x):
 
 
 def _has_np_float64(x):
-    return any(isinstance(l, np.ndarray) and l.dtype == np.float64 or isinstance(l, np.float64)
+    return builtins.any(isinstance(l, np.ndarray) and l.dtype == np.float64 or isinstance(l, np.float64)
                for l in _flat(x))
 
 
 def _has_np_int64(x):
-    return any(isinstance(l, (np.ndarray, np.integer)) and np.asarray(l).dtype == np.int64 for l in _flat(x))
+    return builtins.any(isinstance(l, (np.ndarray, np.integer)) and np.asarray(l).dtype == np.int64 for l in _flat(x))
 
 
 array = asarray
@@ -117,7 +117,7 @@ empty_like = zeros_like
 
 
 def arange(start, stop=None, step=None, dtype=None):
-    if any(isinstance(v, Tracer) for v in (start, stop, step)):
+    if builtins.any(isinstance(v, Tracer) for v in (start, stop, step)):
         raise TypeError("arange needs concrete (Python) bounds: the output shape must be static")
     r = np.arange(start, stop, step) if step is not None else (np.arange(start, stop) if stop is not None
                                                                else np.arange(start))
@@ -528,8 +528,10 @@ def _reduced(a, axis, keepdims):
 
 def mean(a, axis=None, dtype=None, keepdims=False):
     (a,) = promote_operands("mean", a)
-    if not _dt.is_float(get_aval(a).dtype):
-        a = cast(a, _dt.canonical(dtype) if dtype else _dt.default_float)
+    if dtype is not None:
+        a = cast(a, _dt.canonical(dtype))
+    elif not _dt.is_float(get_aval(a).dtype):
+        a = cast(a, _dt.default_float)
     axes = _axes(axis, get_aval(a).ndim)
     n = int(np.prod([get_aval(a).shape[i] for i in axes], dtype=np.int64))
     return true_divide(sum(a, axis, keepdims=keepdims), float(n) if n else math.nan)
@@ -552,7 +554,8 @@ def std(a, axis=None, ddof=0, keepdims=False):
 def argmax(a, axis=None, keepdims=False):
     (a,) = promote_operands("argmax", a)
     if axis is None:
-        a, axis = ravel(a), 0
+        r = argmax(ravel(a), 0)
+        return reshape(r, (1,) * get_aval(a).ndim) if keepdims else r
     axis = _axes(axis, get_aval(a).ndim)[0]
     r = lax.argmax(a, axis)
     return _keep(r, get_aval(a).shape, (axis,), keepdims)
@@ -561,7 +564,8 @@ def argmax(a, axis=None, keepdims=False):
 def argmin(a, axis=None, keepdims=False):
     (a,) = promote_operands("argmin", a)
     if axis is None:
-        a, axis = ravel(a), 0
+        r = argmin(ravel(a), 0)
+        return reshape(r, (1,) * get_aval(a).ndim) if keepdims else r
     axis = _axes(axis, get_aval(a).ndim)[0]
     r = lax.argmin(a, axis)
     return _keep(r, get_aval(a).shape, (axis,), keepdims)

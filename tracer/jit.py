@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import core
+from . import debug as _debug
 from .api import fun_name, trace
 from .core import Tracer, concrete_aval
 from .ir import Graph, ShapedArray
@@ -194,7 +195,10 @@ class Jitted:
             entry = lw.compile()
             self.compile_count += 1
             self._cache[key] = entry
-        return tree_unflatten(entry.lowered.out_tree, entry.call_flat(leaves))
+        outs = entry.call_flat(leaves)
+        if _debug.config.debug_nans:  # re-run in the interpreter to name a NaN's equation
+            _debug.check_outputs(entry.lowered.graph, leaves, outs)
+        return tree_unflatten(entry.lowered.out_tree, outs)
 
     def __repr__(self):
         return f"<jit {fun_name(self.fun)}>"

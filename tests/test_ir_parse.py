@@ -253,3 +253,29 @@ def test_callable_params_are_refused():
         check_printable(g)
     with pytest.raises(IRParseError, match="my_rule.*Python function"):
         parse(g.text(consts=True))
+
+
+def test_hand_edited_ir_compiles_with_jit():
+    """A dumped IR, edited by hand, compiled directly (how a back-end bug is reproduced)."""
+    def mlp(w, b, x):
+        return tnp.tanh(x @ w + b)
+    w, b = np.linspace(-1, 1, 12).astype(np.float32).reshape(4, 3), np.ones(3, np.float32)
+    x = np.linspace(0, 2, 8).astype(np.float32).reshape(2, 4)
+    text = tr.make_ir(mlp)(w, b, x).text(consts=True).replace("tanh", "logistic")
+    g = parse(text)
+    compiled = tr.jit(g)
+    from tracer.ir_parse import compile_graph
+    (got,), (got2,) = compiled(w, b, x), compile_graph(g)(w, b, x)
+    (want,) = core.interpret(g, [w, b, x])
+    np.testing.assert_allclose(want, 1 / (1 + np.exp(-(x @ w + b))), rtol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got, got2)
+
+
+@settings(max_examples=8)
+@given(programs())
+def test_random_parsed_programs_compile(prog):
+    f, args = prog
+    g = parse(tr.make_ir(f)(*args).text(consts=True))
+    for a, b in zip(tr.jit(g)(*args), core.interpret(g, args)):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-4)

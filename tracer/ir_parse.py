@@ -503,3 +503,23 @@ def check_printable(g: Graph) -> None:
                         f"({getattr(leaf, '__name__', leaf)!r}); its IR text cannot be parsed back")
         for _, sub in subgraphs(eqn):
             check_printable(sub)
+
+
+# ---------------------------------------------------------------- running a parsed graph
+
+def graph_function(graph: Graph):
+    """A Python function ``f(*inputs) -> list of outputs`` that evaluates ``graph``
+    (re-binding its equations, so ``jit``, ``grad`` and ``vmap`` apply to it)."""
+    from .core import eval_graph
+
+    def run(*args):
+        return eval_graph(graph, list(args))
+    run.__name__ = run.__qualname__ = graph.name if graph.name.isidentifier() else "graph"
+    return run
+
+
+def compile_graph(graph: Graph, backend: str = "cpu"):
+    """Compile a graph (e.g. one parsed from hand-edited text) with ``jit``; the result
+    takes the graph's inputs and returns the list of its outputs. Same as ``tr.jit(graph)``."""
+    from .jit import jit
+    return jit(graph_function(graph), backend=backend)

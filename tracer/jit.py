@@ -52,12 +52,17 @@ class Compiled:
     arguments; returns numpy arrays in the function's output structure."""
 
     def __init__(self, lowered: "Lowered"):
-        from codegen.executable import Executable
+        if lowered.backend == "cuda":
+            from codegen.cuda_runtime import GraphExecutable as Executable
+        else:
+            from codegen.executable import Executable
         self.lowered = lowered
         self.executable = Executable(lowered.optimized_graph, lowered.name)
         self._in_avals = [v.aval for v in lowered.optimized_graph.invars]
 
     def call_flat(self, leaves: Sequence[Any]) -> list[np.ndarray]:
+        if self.lowered.backend == "cuda":  # device arrays pass through, results stay on the GPU
+            return self.executable(*leaves)
         arrays = []
         for x, aval in zip(leaves, self._in_avals):
             arr, _ = concrete_aval(x)
@@ -72,7 +77,7 @@ class Compiled:
         if tree != lw.in_tree:
             raise TypeError(f"compiled {lw.name}: arguments have structure {tree}, "
                             f"expected {lw.in_tree}")
-        avals = [concrete_aval(x)[1] for x in leaves]
+        avals = [_aval(x) for x in leaves]
         if [a.strip_weak() for a in avals] != [a.strip_weak() for a in lw.in_avals]:
             raise TypeError(f"compiled {lw.name} was compiled for "
                             f"{', '.join(map(str, lw.in_avals))}, got {', '.join(map(str, avals))}")
@@ -99,7 +104,7 @@ class Lowered:
         self._llvm_text: str | None = None
 
     def compile(self) -> Compiled:
-        if self.backend != "cpu":
+        if self.backend not in ("cpu", "cuda"):
             raise NotImplementedError(f"jit backend {self.backend!r} is not available here "
                                       f"(the CPU back end is)")
         if self._compiled is None:
@@ -114,6 +119,9 @@ class Lowered:
             return self.graph.text()
         if stage == "optimized_ir":
             return self.optimized_graph.text()
+        if self.backend == "cuda" and stage in ("llvm", "optimized_llvm", "asm", "ptx"):
+            from codegen.cuda import lowered_text  # no GPU needed
+            return lowered_text(self.optimized_graph, self.name, stage)
         if stage == "ptx":
             raise ValueError(f"stage 'ptx' needs backend='cuda'; this function is lowered for "
                              f"backend={self.backend!r}")
@@ -122,6 +130,12 @@ class Lowered:
         ex = self.compile().executable
         return {"llvm": ex.llvm_ir, "optimized_llvm": ex.optimized_llvm_ir, "asm": None}.get(stage) \
             or ex.assembly
+
+
+def _aval(x) -> ShapedArray:
+    """The abstract value of a concrete argument (a cuda DeviceArray is not copied back)."""
+    aval = getattr(x, "device_aval", None)
+    return aval if isinstance(aval, ShapedArray) else concrete_aval(x)[1]
 
 
 def _dump(lw: Lowered) -> None:
@@ -144,6 +158,9 @@ class Jitted:
     ``trace_count`` and ``compile_count`` count how often it traced and compiled."""
 
     def __init__(self, fun: Callable, static_argnums: Sequence[int], backend: str):
+        if isinstance(fun, Graph):  # e.g. parsed from IR text: compile it as it stands
+            from .ir_parse import graph_function
+            fun = graph_function(fun)
         if not callable(fun):
             raise TypeError(f"jit expects a function, got {type(fun).__name__}")
         if backend not in ("cpu", "cuda"):
@@ -174,7 +191,7 @@ class Jitted:
             if isinstance(x, ShapedArray):
                 avals.append(x)
             else:
-                avals.append(concrete_aval(x)[1])
+                avals.append(_aval(x))
         skey = tuple((i, _static_key(args[i])) for i in sorted(static))
         return (len(args), tree, tuple(avals), skey), static, leaves
 

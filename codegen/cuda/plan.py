@@ -73,6 +73,9 @@ class Program:
     def llvm_ir(self) -> str:
         return str(self.module)
 
+    def optimized_llvm_ir(self, arch: str = T.DEFAULT_ARCH) -> str:
+        return str(T.optimize(self.module, [k.name for k in self.kernels], arch)[0])
+
     def describe(self) -> str:
         """One line per launch: the host side of the program."""
         lines = []

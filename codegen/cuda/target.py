@@ -145,10 +145,10 @@ def check_selectable(text: str) -> None:
                        f"transcendental functions must come from libdevice")
 
 
-def compile_ptx(module: ir.Module, kernel_names, arch: str = DEFAULT_ARCH) -> str:
-    """Optimise an NVPTX module and print its PTX. libdevice is linked in when the
-    module calls ``__nv_*`` functions; every defined function except the kernels is
-    internalised first, so the PTX carries only what the kernels use."""
+def optimize(module: ir.Module, kernel_names, arch: str = DEFAULT_ARCH):
+    """Link libdevice (when the module calls ``__nv_*`` functions), internalise every
+    defined function except the kernels, and run -O3. Returns (ModuleRef, target machine).
+    Without internalising, the PTX would carry all of libdevice (~20k lines)."""
     text = str(module)
     check_selectable(text)
     tm = target_machine(arch)
@@ -168,4 +168,10 @@ def compile_ptx(module: ir.Module, kernel_names, arch: str = DEFAULT_ARCH) -> st
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
     check_selectable(str(mod))
+    return mod, tm
+
+
+def compile_ptx(module: ir.Module, kernel_names, arch: str = DEFAULT_ARCH) -> str:
+    """The PTX of an NVPTX module (see ``optimize``)."""
+    mod, tm = optimize(module, kernel_names, arch)
     return tm.emit_assembly(mod)

@@ -1,0 +1,418 @@
+"""The CUDA runtime: the driver API through ctypes, device arrays, and the host
+side of compiled programs (module loading, buffer planning, kernel launches).
+
+Why ctypes on ``libcuda.so.1`` rather than NVIDIA's ``cuda-bindings`` (the ``cuda``
+extra): the ~16 driver entry points we use need no dependency at all, the calls are
+the same, and error names come from the driver's own ``cuGetErrorName``. The
+extra is kept for ``cuda.pathfinder`` users and for the GPU check script.
+
+Without a driver, importing this module works; the first use raises
+``CudaUnavailable`` naming what is missing.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+import weakref
+from typing import Any, Sequence
+
+import numpy as np
+
+from tracer import dtypes
+
+c_void_p, c_int, c_uint, c_size_t, c_char_p = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint,
+                                               ctypes.c_size_t, ctypes.c_char_p)
+CUdeviceptr = ctypes.c_uint64
+
+# name -> (argtypes); every function returns CUresult (int). Versioned names as cuda.h maps them.
+_SIGNATURES = {
+    "cuInit": [c_uint],
+    "cuDriverGetVersion": [ctypes.POINTER(c_int)],
+    "cuDeviceGetCount": [ctypes.POINTER(c_int)],
+    "cuDeviceGet": [ctypes.POINTER(c_int), c_int],
+    "cuDeviceGetName": [c_char_p, c_int, c_int],
+    "cuDeviceGetAttribute": [ctypes.POINTER(c_int), c_int, c_int],
+    "cuDevicePrimaryCtxRetain": [ctypes.POINTER(c_void_p), c_int],
+    "cuCtxSetCurrent": [c_void_p],
+    "cuCtxSynchronize": [],
+    "cuModuleLoadData": [ctypes.POINTER(c_void_p), c_void_p],
+    "cuModuleGetFunction": [ctypes.POINTER(c_void_p), c_void_p, c_char_p],
+    "cuMemAlloc_v2": [ctypes.POINTER(CUdeviceptr), c_size_t],
+    "cuMemFree_v2": [CUdeviceptr],
+    "cuMemcpyHtoD_v2": [CUdeviceptr, c_void_p, c_size_t],
+    "cuMemcpyDtoH_v2": [c_void_p, CUdeviceptr, c_size_t],
+    "cuMemcpyDtoD_v2": [CUdeviceptr, CUdeviceptr, c_size_t],
+    "cuLaunchKernel": [c_void_p, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_void_p,
+                       ctypes.POINTER(c_void_p), ctypes.POINTER(c_void_p)],
+    "cuGetErrorName": [c_int, ctypes.POINTER(c_char_p)],
+}
+ATTR_CC_MAJOR, ATTR_CC_MINOR, ATTR_SM_COUNT = 75, 76, 16
+ATTR_MEM_CLOCK_KHZ, ATTR_BUS_WIDTH = 36, 37
+
+
+class CudaUnavailable(RuntimeError):
+    """No usable CUDA driver or GPU on this machine."""
+
+
+class CudaError(RuntimeError):
+    """A CUDA driver call failed; ``name`` is the driver's error name."""
+
+    def __init__(self, call: str, code: int, name: str):
+        super().__init__(f"{call} failed: {name} (CUresult {code})")
+        self.call, self.code, self.name = call, code, name
+
+
+class Driver:
+    """The CUDA driver API, loaded with ctypes. Every method raises CudaError on failure."""
+
+    def __init__(self, lib: Any = None):
+        if lib is None:
+            try:
+                lib = ctypes.CDLL("libcuda.so.1")
+            except OSError as e:
+                raise CudaUnavailable(
+                    f"backend='cuda' needs the NVIDIA driver (libcuda.so.1), which is not "
+                    f"installed here ({e}). Lowering to PTX still works: "
+                    f"jit(f, backend='cuda').lower(*args).as_text('ptx')") from None
+        self.lib = lib
+        for name, argtypes in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = argtypes, c_int
+        self.call("cuInit", 0)
+
+    def error_name(self, code: int) -> str:
+        s = c_char_p()
+        if self.lib.cuGetErrorName(code, ctypes.byref(s)) == 0 and s.value:
+            return s.value.decode()
+        return f"CUDA_ERROR_{code}"
+
+    def call(self, name: str, *args) -> None:
+        rc = getattr(self.lib, name)(*args)
+        if rc != 0:
+            raise CudaError(name, rc, self.error_name(rc))
+
+    # ------------------------------------------------------------ thin wrappers
+
+    def device_count(self) -> int:
+        n = c_int()
+        self.call("cuDeviceGetCount", ctypes.byref(n))
+        return n.value
+
+    def device(self, ordinal: int) -> int:
+        d = c_int()
+        self.call("cuDeviceGet", ctypes.byref(d), ordinal)
+        return d.value
+
+    def attribute(self, dev: int, attr: int) -> int:
+        v = c_int()
+        self.call("cuDeviceGetAttribute", ctypes.byref(v), attr, dev)
+        return v.value
+
+    def name(self, dev: int) -> str:
+        buf = ctypes.create_string_buffer(256)
+        self.call("cuDeviceGetName", buf, 256, dev)
+        return buf.value.decode(errors="replace")
+
+    def primary_context(self, dev: int) -> int:
+        ctx = c_void_p()
+        self.call("cuDevicePrimaryCtxRetain", ctypes.byref(ctx), dev)
+        return ctx.value
+
+    def set_current(self, ctx: int) -> None:
+        self.call("cuCtxSetCurrent", c_void_p(ctx))
+
+    def alloc(self, nbytes: int) -> int:
+        if nbytes == 0:
+            return 0
+        p = CUdeviceptr()
+        self.call("cuMemAlloc_v2", ctypes.byref(p), nbytes)
+        return p.value
+
+    def free(self, ptr: int) -> None:
+        if ptr:
+            self.call("cuMemFree_v2", CUdeviceptr(ptr))
+
+    def htod(self, dst: int, src: np.ndarray) -> None:
+        if src.nbytes:
+            self.call("cuMemcpyHtoD_v2", CUdeviceptr(dst), c_void_p(src.ctypes.data), src.nbytes)
+
+    def dtoh(self, dst: np.ndarray, src: int) -> None:
+        if dst.nbytes:
+            self.call("cuMemcpyDtoH_v2", c_void_p(dst.ctypes.data), CUdeviceptr(src), dst.nbytes)
+
+    def dtod(self, dst: int, src: int, nbytes: int) -> None:
+        if nbytes:
+            self.call("cuMemcpyDtoD_v2", CUdeviceptr(dst), CUdeviceptr(src), nbytes)
+
+    def load_module(self, ptx: str) -> int:
+        m = c_void_p()
+        data = ctypes.create_string_buffer(ptx.encode() + b"\0")
+        self.call("cuModuleLoadData", ctypes.byref(m), ctypes.cast(data, c_void_p))
+        return m.value
+
+    def function(self, module: int, name: str) -> int:
+        f = c_void_p()
+        self.call("cuModuleGetFunction", ctypes.byref(f), c_void_p(module), name.encode())
+        return f.value
+
+    def launch(self, fn: int, grid, block, params) -> None:
+        self.call("cuLaunchKernel", c_void_p(fn), *grid, *block, 0, None, params, None)
+
+    def synchronize(self) -> None:
+        self.call("cuCtxSynchronize")
+
+
+def pack_params(ptrs: Sequence[int]):
+    """``kernelParams`` for pointer-only kernels: an array of pointers, each to a
+    64-bit device address. Returns (array, keep-alive values)."""
+    vals = [CUdeviceptr(p) for p in ptrs]
+    arr = (c_void_p * max(1, len(vals)))(*[ctypes.cast(ctypes.byref(v), c_void_p) for v in vals])
+    return arr, vals
+
+
+# ---------------------------------------------------------------- devices
+
+_lock = threading.RLock()
+_devices: dict = {}
+_driver_override: list = []   # tests install a fake driver here
+
+
+def _driver() -> Driver:
+    if _driver_override:
+        return _driver_override[-1]
+    if "driver" not in _devices:
+        _devices["driver"] = Driver()
+    return _devices["driver"]
+
+
+class Device:
+    """One GPU with its primary context."""
+
+    def __init__(self, driver, ordinal: int = 0):
+        self.driver = driver
+        if driver.device_count() <= ordinal:
+            raise CudaUnavailable(f"no CUDA device {ordinal} (the driver sees "
+                                  f"{driver.device_count()})")
+        self.handle = driver.device(ordinal)
+        self.ordinal = ordinal
+        self.context = driver.primary_context(self.handle)
+        driver.set_current(self.context)
+        self.cc = (driver.attribute(self.handle, ATTR_CC_MAJOR),
+                   driver.attribute(self.handle, ATTR_CC_MINOR))
+        self.name = driver.name(self.handle)
+
+    @property
+    def arch(self) -> str:
+        """The PTX target for this device: its own sm_XY if LLVM knows it, else the
+        newest known one below it (PTX is forward compatible)."""
+        from codegen.cuda.target import KNOWN_ARCHS
+        want = self.cc[0] * 10 + self.cc[1]
+        plain = [a for a in KNOWN_ARCHS if a[-1].isdigit() and int(a[3:]) <= want]
+        return max(plain, key=lambda a: int(a[3:])) if plain else "sm_80"
+
+    def activate(self):
+        self.driver.set_current(self.context)
+
+    def __repr__(self):
+        return f"<cuda:{self.ordinal} {self.name} sm_{self.cc[0]}{self.cc[1]}>"
+
+
+def device(ordinal: int = 0) -> Device:
+    """The CUDA device ``ordinal`` (the driver is loaded and initialised on first use)."""
+    with _lock:
+        drv = _driver()
+        key = (id(drv), ordinal)
+        if key not in _devices:
+            _devices[key] = Device(drv, ordinal)
+        d = _devices[key]
+        d.activate()
+        return d
+
+
+def available() -> bool:
+    """Whether a CUDA driver and at least one device are usable here."""
+    try:
+        device(0)
+        return True
+    except (CudaUnavailable, CudaError, OSError):
+        return False
+
+
+# ---------------------------------------------------------------- device arrays
+
+class DeviceArray:
+    """An immutable array in GPU memory. ``np.asarray(x)`` copies it to the host."""
+
+    __array_priority__ = 100
+
+    def __init__(self, dev: Device, ptr: int, shape, dtype, owned: bool = True):
+        self.device, self.ptr = dev, ptr
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        if owned and ptr:
+            weakref.finalize(self, _free, dev.driver, ptr)
+
+    ndim = property(lambda self: len(self.shape))
+    device_aval = property(lambda self: _shaped(self.shape, self.dtype))
+    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+
+    @classmethod
+    def empty(cls, dev: Device, shape, dtype) -> "DeviceArray":
+        n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        return cls(dev, dev.driver.alloc(n), shape, dtype)
+
+    @classmethod
+    def from_host(cls, dev: Device, x) -> "DeviceArray":
+        from tracer.core import concrete_aval
+        arr = np.ascontiguousarray(concrete_aval(x)[0])
+        out = cls.empty(dev, arr.shape, arr.dtype)
+        dev.activate()
+        dev.driver.htod(out.ptr, arr)
+        return out
+
+    def to_host(self) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        self.device.activate()
+        self.device.driver.dtoh(out, self.ptr)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.to_host()
+        return a.astype(dtype) if dtype is not None else a
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __float__(self):
+        return float(self.to_host())
+
+    def __int__(self):
+        return int(self.to_host())
+
+    def item(self):
+        return self.to_host().item()
+
+    def tolist(self):
+        return self.to_host().tolist()
+
+    def __repr__(self):
+        return f"DeviceArray({self.to_host()!r}, device={self.device})"
+
+    def block_until_ready(self) -> "DeviceArray":
+        self.device.driver.synchronize()
+        return self
+
+
+def _shaped(shape, dtype):
+    from tracer.ir import ShapedArray
+    return ShapedArray(shape, dtype)
+
+
+def _free(driver, ptr):
+    try:
+        driver.free(ptr)
+    except Exception:  # noqa: BLE001 - the context may already be gone at exit
+        pass
+
+
+def device_put(x, device_name: str = "cuda") -> DeviceArray:
+    """Copy ``x`` (a numpy array or Python scalar) to the GPU (``"cuda"`` or ``"cuda:N"``)."""
+    if isinstance(x, DeviceArray):
+        return x
+    if not isinstance(device_name, str) or not device_name.startswith("cuda"):
+        raise ValueError(f"device_put: unknown device {device_name!r} (use 'cuda' or 'cuda:N')")
+    ordinal = int(device_name.split(":", 1)[1]) if ":" in device_name else 0
+    return DeviceArray.from_host(device(ordinal), x)
+
+
+# ---------------------------------------------------------------- compiled programs
+
+class Executable:
+    """A ``codegen.cuda.Program`` loaded on a device: the kernels, its constants
+    (uploaded once), a temporary arena reused across calls (buffers whose lifetimes
+    do not overlap share memory), and the launch sequence."""
+
+    def __init__(self, program, dev: Device | None = None):
+        self.program = program
+        self.device = dev or device(0)
+        drv = self.device.driver
+        self.ptx = program.ptx(self.device.arch)
+        self.module = drv.load_module(self.ptx) if not hasattr(drv, "load_program") \
+            else drv.load_program(program, self.device.arch)
+        self.functions = {k.name: drv.function(self.module, k.name) for k in program.kernels}
+        self.consts = {bid: DeviceArray.from_host(self.device, val)
+                       for bid, val in program.consts.items()}
+        self.temp_ptr, self._arena = self._plan_temps()
+        self._lock = threading.Lock()
+
+    def _plan_temps(self):
+        """Offsets of temporaries in one arena, sharing space between buffers whose
+        live ranges (first to last launch using them) do not overlap."""
+        first, last = {}, {}
+        for i, ln in enumerate(self.program.launches):
+            for a in ln.args:
+                first.setdefault(a, i)
+                last[a] = i
+        slots: list = []  # [offset, size, free_after]
+        offsets, end = {}, 0
+        for b in self.program.buffers:
+            if b.kind != "temp" or b.id not in first:
+                continue
+            need = -(-max(b.nbytes, 1) // 256) * 256
+            for s in slots:
+                if s[2] < first[b.id] and s[1] >= need:
+                    offsets[b.id], s[2] = s[0], last[b.id]
+                    break
+            else:
+                slots.append([end, need, last[b.id]])
+                offsets[b.id] = end
+                end += need
+        arena = DeviceArray.empty(self.device, (end,), np.uint8) if end else None
+        base = arena.ptr if arena else 0
+        return {bid: base + off for bid, off in offsets.items()}, arena
+
+    def __call__(self, *args):
+        prog, dev = self.program, self.device
+        if len(args) != len(prog.inputs):
+            raise TypeError(f"compiled program takes {len(prog.inputs)} arguments, got {len(args)}")
+        dev.activate()
+        ptr: dict = dict(self.temp_ptr)
+        arrays: dict = {}
+        for bid, a in zip(prog.inputs, args):
+            want = prog.buffers[bid].aval
+            if isinstance(a, DeviceArray):
+                if a.shape != want.shape or a.dtype != want.dtype:
+                    raise TypeError(f"device array {a.dtype}{list(a.shape)} passed where "
+                                    f"{want} was compiled")
+            else:
+                a = DeviceArray.from_host(dev, np.asarray(a, want.dtype))
+            arrays[bid] = a
+        arrays.update(self.consts)
+        for b in prog.buffers:
+            if b.kind == "output":
+                arrays[b.id] = DeviceArray.empty(dev, b.aval.shape, b.aval.dtype)
+        for bid, a in arrays.items():
+            ptr[bid] = a.ptr
+        with self._lock:  # the temporary arena is shared by calls
+            for ln in prog.launches:
+                params, keep = pack_params([ptr[a] for a in ln.args])
+                dev.driver.launch(self.functions[ln.kernel], ln.grid, ln.block, params)
+            dev.driver.synchronize()
+        return [arrays[bid] for bid in prog.outputs]
+
+
+class GraphExecutable:
+    """What ``jit(f, backend="cuda")`` calls: the graph's CUDA program on device 0.
+    Arguments may be numpy arrays, scalars or DeviceArrays; results are DeviceArrays."""
+
+    def __init__(self, graph, name: str | None = None):
+        from codegen.cuda import program_for
+        dev = device(0)  # raises CudaUnavailable here (call time) without a GPU
+        self.program = program_for(graph, name or graph.name)
+        self.executable = Executable(self.program, dev)
+
+    def __call__(self, *args):
+        return self.executable(*args)

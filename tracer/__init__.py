@@ -11,6 +11,7 @@ from .pytree import (tree_map, tree_flatten, tree_unflatten, tree_leaves, tree_s
 from .api import (make_ir, grad, value_and_grad, vjp, jvp, jacfwd, jacrev, hessian)  # noqa: F401
 from .batching import vmap  # noqa: F401
 from .jit import jit  # noqa: F401
+from .device import device_put  # noqa: F401
 from .control_flow import cond, switch, while_loop, fori_loop, scan  # noqa: F401
 from .primitives.elementwise import stop_gradient  # noqa: F401
 from . import lax, numpy  # noqa: F401

@@ -308,7 +308,7 @@ def _stack_at(vals, axis):
     return np.stack([np.asarray(v) for v in vals], axis=axis)
 
 
-def check_case(c: Case, data):
+def check_case(c: Case, data, jit: bool = False):
     f, specs = c.build(data.draw)
     size = data.draw(st.integers(1, 3), label="batch size")
     axes = [data.draw(st.one_of(st.none(), st.integers(-len(a.shape) - 1, len(a.shape))),
@@ -337,12 +337,14 @@ def check_case(c: Case, data):
     out_axis = data.draw(st.integers(-per[0].ndim - 1, per[0].ndim), label="out_axes")
     expected = _stack_at(per, out_axis)
     vf = tr.vmap(f, in_axes=tuple(axes), out_axes=out_axis)
-    got = np.asarray(vf(*args))
-    staged = core.interpret(tr.make_ir(vf)(*args), args)[0]
-    for res in (got, staged):
+    if jit:  # compiled code: its own math library, so a few ulps apart
+        results, tol64 = [np.asarray(tr.jit(vf)(*args))], 1e-10
+    else:    # eager, and staged then run in the reference interpreter
+        results, tol64 = [np.asarray(vf(*args)), core.interpret(tr.make_ir(vf)(*args), args)[0]], 1e-12
+    for res in results:
         assert res.shape == expected.shape and res.dtype == expected.dtype, (res, expected)
         if expected.dtype.kind == "f":
-            tol = 1e-5 if expected.dtype == F32 else 1e-12
+            tol = 1e-5 if expected.dtype == F32 else tol64
             np.testing.assert_allclose(res, expected, rtol=tol, atol=tol, equal_nan=True)
         else:
             np.testing.assert_array_equal(res, expected)
@@ -365,3 +367,30 @@ def _table_primitives():
 def test_table_covers_every_primitive_of_the_core_set():
     missing = _table_primitives() - {c.prim for c in CASES}
     assert not missing, f"no vmap test case for {sorted(missing)}"
+
+
+JIT_CASES = ["select", "broadcast_in_dim", "transpose", "slice", "pad", "concatenate", "reduce_max",
+             "argmax", "cumsum", "dot_general", "gather", "scatter_add", "scatter"]
+needs_jit = pytest.mark.skipif(not hasattr(tr, "jit"), reason="tr.jit not available")
+
+
+def _run_jit(c, n):
+    @settings(max_examples=n)
+    @given(st.data())
+    def run(data):
+        check_case(c, data, jit=True)
+    run()
+
+
+@needs_jit
+@pytest.mark.parametrize("c", [c for c in CASES if c.name in JIT_CASES],
+                         ids=[c.name for c in CASES if c.name in JIT_CASES])
+def test_jit_of_vmap_matches_loop(c):
+    _run_jit(c, 3)
+
+
+@needs_jit
+@pytest.mark.slow
+@pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
+def test_jit_of_vmap_matches_loop_every_case(c):
+    _run_jit(c, 4)

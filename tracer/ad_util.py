@@ -124,4 +124,4 @@ def mul_ct(t, d):
 
 
 def _aval_or_none(x):
-    return None if isinstance(x, (bool, int, float)) else get_aval(x)
+    return None if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic) else get_aval(x)

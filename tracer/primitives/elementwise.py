@@ -21,11 +21,13 @@ from .common import check_kinds, dtype_error, elementwise_aval
 
 def _coerce(*args):
     """Python scalars take the dtype of the array operands (lax-level convenience)."""
-    ref = next((a for a in args if not isinstance(a, (int, float, bool))), None)
+    def py(a):  # np.float64 subclasses float but has a dtype of its own
+        return isinstance(a, (int, float, bool)) and not isinstance(a, np.generic)
+    ref = next((a for a in args if not py(a)), None)
     if ref is None:
         return args
     dt = get_aval(ref).dtype
-    return tuple(np.asarray(a, dt) if isinstance(a, (int, float, bool)) else a for a in args)
+    return tuple(np.asarray(a, dt) if py(a) else a for a in args)
 
 
 def _unbroadcast(ct, aval: ShapedArray):

@@ -71,6 +71,13 @@ _LOG = {
 _LOG_Q64 = [0.40000000000004066, 0.28571428569334845, 0.22222222643660003,
             0.1818177437336051, 0.1538718773120578, 0.13247358600761272,
             0.1327979416030098]
+# double-precision kernels with float32-level accuracy (pow for float32):
+# log error 2**-37.5, exp error 2**-33.9
+_LOG_POW32 = [0.6666666556179124, 0.40000355734926984, 0.2853591462550063,
+              0.23610099789833133]
+_EXP_POW32 = [0.5000000076552679, 0.16666665783361495, 0.04166626356861429,
+              0.008333507272124311, 0.001394695249148076,
+              0.0001978999361880475]
 # (sin r - r) / r**3 and (cos r - 1 + r**2/2) / r**4 in z = r**2, |r| <= 0.7933
 _SIN = {
     32: [-0.16666653752326965, 0.00833210814744234, -0.00019508233526721597],
@@ -308,27 +315,41 @@ class _Ctx:
     # -- polynomials ---------------------------------------------------------
     def horner(self, t, coeffs):
         """sum(coeffs[i] * t**i) by Horner's rule with fma."""
-        acc = self.k(coeffs[-1])
+        acc = self.v(coeffs[-1])
         for c in reversed(coeffs[:-1]):
             acc = self.fma(acc, t, c)
         return acc
 
-    def horner_sel(self, t, conds, tables):
-        """Horner with per-lane coefficient tables: tables[j] is used where
+    def poly(self, t, coeffs):
+        """sum(coeffs[i] * t**i): Horner for short polynomials, else Estrin's
+        scheme on pairs (shorter dependency chains, so that the out-of-order
+        core can overlap loop iterations; accuracy is the same here because
+        the leading coefficients dominate)."""
+        coeffs = [self.v(c) for c in coeffs]
+        if len(coeffs) <= 4:
+            return self.horner(t, coeffs)
+        # Horner for the leading (largest) terms keeps c0 + t*(...) last
+        terms = [self.fma(coeffs[i + 1], t, coeffs[i]) if i + 1 < len(coeffs)
+                 else coeffs[i] for i in range(0, len(coeffs), 2)]
+        t2 = self.mul(t, t)
+        while len(terms) > 1:
+            terms = [self.fma(terms[i + 1], t2, terms[i]) if i + 1 < len(terms)
+                     else terms[i] for i in range(0, len(terms), 2)]
+            t2 = self.mul(t2, t2)
+        return terms[0]
+
+    def poly_sel(self, t, conds, tables):
+        """poly() with per-lane coefficient tables: tables[j] is used where
         conds[j] is the first true condition (the last table is the default)."""
         n = max(len(tb) for tb in tables)
         tables = [list(tb) + [0.0] * (n - len(tb)) for tb in tables]
-
-        def coeff(i):
+        coeffs = []
+        for i in range(n):
             val = self.k(tables[-1][i])
             for cond, tb in reversed(list(zip(conds, tables[:-1]))):
                 val = self.sel(cond, tb[i], val)
-            return val
-
-        acc = coeff(n - 1)
-        for i in range(n - 2, -1, -1):
-            acc = self.fma(acc, t, coeff(i))
-        return acc
+            coeffs.append(val)
+        return self.poly(t, coeffs)
 
     # -- double-double helpers (exact IEEE ops required) ---------------------
     def two_sum(self, a, b):
@@ -353,9 +374,9 @@ class _Ctx:
 # Shared kernels (Python-level helpers emitting inline IR).
 # --------------------------------------------------------------------------
 
-def _expm1_r(c, r):
+def _expm1_r(c, r, coeffs=None):
     """e**r - 1 for |r| <= 0.3535: r + r**2 * P(r)."""
-    return c.fma(c.mul(r, r), c.horner(r, _EXP[c.bits]), r)
+    return c.fma(c.mul(r, r), c.poly(r, coeffs or _EXP[c.bits]), r)
 
 
 def _exp_reduce(c, x, lo_part=None):
@@ -375,14 +396,14 @@ def _exp_limits(c):
     return (-104.0, 89.0) if c.bits == 32 else (-746.0, 710.0)
 
 
-def _exp_core(c, x, lo_part=None):
+def _exp_core(c, x, lo_part=None, coeffs=None):
     """e**(x + lo_part) for x not NaN; under/overflow to 0/inf."""
     lo, hi = _exp_limits(c)
     xc = c.clamp(x, lo, hi)
     if lo_part is not None:
         lo_part = c.sel(c.eq(xc, x), lo_part, 0.0)
     n, r = _exp_reduce(c, xc, lo_part)
-    return c.scale2(c.add(1.0, _expm1_r(c, r)), n)
+    return c.scale2(c.add(1.0, _expm1_r(c, r, coeffs)), n)
 
 
 def _log_split(c, x):
@@ -396,12 +417,12 @@ def _log_split(c, x):
     return c.to_float(k), c.sub(m, 1.0)
 
 
-def _log1p_f(c, f, corr=None):
+def _log1p_f(c, f, corr=None, coeffs=None):
     """log(1 + f) (+ corr) for f in [sqrt(1/2) - 1, sqrt(2) - 1] (fdlibm form):
     s = f/(2+f), log1p(f) = f - (hfsq - s*(hfsq + R(s**2)))."""
     s = c.div(f, c.add(f, 2.0))
     z = c.mul(s, s)
-    big_r = c.mul(z, c.horner(z, _LOG[c.bits]))
+    big_r = c.mul(z, c.poly(z, coeffs or _LOG[c.bits]))
     hfsq = c.mul(c.mul(f, f), 0.5)
     t = c.mul(s, c.add(hfsq, big_r)) if corr is None else \
         c.fma(s, c.add(hfsq, big_r), corr)
@@ -416,13 +437,16 @@ def _prescale_subnormal(c, x):
     return c.sel(sub, c.mul(x, 2.0 ** k), x), c.sel(sub, -float(k), 0.0)
 
 
-def _log_core(c, x):
-    """log(x) for x > 0 finite (subnormals included); garbage otherwise."""
-    xs, kadj = _prescale_subnormal(c, x)
-    k, f = _log_split(c, xs)
-    k = c.add(k, kadj)
+def _log_core(c, x, subnormals=True, coeffs=None):
+    """log(x) for x > 0 finite (subnormals too if asked); garbage otherwise."""
+    if subnormals:
+        xs, kadj = _prescale_subnormal(c, x)
+        k, f = _log_split(c, xs)
+        k = c.add(k, kadj)
+    else:
+        k, f = _log_split(c, x)
     hi, lo = _LN2[c.bits]
-    return c.fma(k, hi, _log1p_f(c, f, c.mul(k, lo)))
+    return c.fma(k, hi, _log1p_f(c, f, c.mul(k, lo), coeffs))
 
 
 def _log_specials(c, x, res, zero_at=0.0):
@@ -541,13 +565,13 @@ def _sin_cos_r(c, rh, rl):
     r and 1 - r*r/2 kept to ~0.5 ulp."""
     ph = c.mul(rh, rh)
     z = ph
-    s = c.add(rh, c.fma(c.mul(rh, z), c.horner(z, _SIN[c.bits]), rl))
+    s = c.add(rh, c.fma(c.mul(rh, z), c.poly(z, _SIN[c.bits]), rl))
     # cos r = 1 - hz - rh*rl + z*z*C(z), hz = rh*rh/2 split exactly
     hz = c.mul(ph, 0.5)
     hzl = c.mul(c.fma(rh, rh, c.neg(ph)), 0.5)
     w = c.sub(1.0, hz)
     ew = c.sub(c.sub(1.0, w), hz)                    # exact rounding error
-    small = c.fma(c.mul(z, z), c.horner(z, _COS[c.bits]),
+    small = c.fma(c.mul(z, z), c.poly(z, _COS[c.bits]),
                   c.fma(c.neg(rh), rl, c.sub(ew, hzl)))
     return s, c.add(w, small)
 
@@ -557,39 +581,81 @@ def _quadrant_bits(c, q, bit):
                              ir.Constant(q.type, 0))
 
 
-def _sincos(c, x, is_cos):
+def _trig_reduce32(c, x):
+    """float32 x -> (double ctx, q, r as double, finite): reduction in double.
+
+    j = rint(x*2/pi) is exact for |x| < 2**53 and x - j*(C1 + C2) (fma, C1
+    exact) leaves r with a relative error ~2**-53, so the float32 result only
+    sees its final rounding."""
+    d = _Ctx(c.b, ir.DoubleType())
+    finite = c.lt(c.fabs(x), float("inf"))
+    xd = c.b.fpext(c.sel(finite, x, 0.0), d.ty)
+    j = d.rint(d.mul(xd, _TWO_OVER_PI[64][0]))
+    c1, c2, _ = _PIO2_CW[64]
+    r = d.fma(j, -c2, d.fma(j, -c1, xd))
+    r = d.clamp(r, -0.7933, 0.7933)
+    q = d.fma(d.floor(d.mul(j, 0.25)), -4.0, j)     # j mod 4, exact
+    return d, c.b.fptosi(q, ir.IntType(32)), r, finite
+
+
+def _sin_cos_r32(d, r):
+    """(sin r, cos r) in double with the float32 polynomials (< 2**-27)."""
+    z = d.mul(r, r)
+    s = d.fma(d.mul(r, z), d.poly(z, _SIN[32]), r)
+    cc = d.fma(d.mul(z, z), d.poly(z, _COS[32]), d.fma(z, -0.5, 1.0))
+    return s, cc
+
+
+def _trig_parts(c, x):
+    """(ctx of the computation, q, sin r, cos r, finite)."""
+    if c.bits == 32:
+        d, q, r, finite = _trig_reduce32(c, x)
+        s, cc = _sin_cos_r32(d, r)
+        return d, q, s, cc, finite
     q, rh, rl, finite = _trig_reduce(c, x)
-    if is_cos:
-        q = c.b.add(q, ir.Constant(q.type, 1))
     s, cc = _sin_cos_r(c, rh, rl)
-    res = c.sel(_quadrant_bits(c, q, 1), cc, s)
-    res = c.sel(_quadrant_bits(c, q, 2), c.neg(res), res)
-    if not is_cos:
+    return c, q, s, cc, finite
+
+
+def _trig_finish(c, d, x, res, finite, odd_fn):
+    if d is not c:
+        res = c.b.fptrunc(res, c.ty)
+    if odd_fn:
         res = c.sel(c.eq(x, 0.0), x, res)
     return c.sel(finite, res, float("nan"))
 
 
+def _sincos(c, x, is_cos):
+    d, q, s, cc, finite = _trig_parts(c, x)
+    if is_cos:
+        q = c.b.add(q, ir.Constant(q.type, 1))
+    res = d.sel(_quadrant_bits(c, q, 1), cc, s)
+    res = d.sel(_quadrant_bits(c, q, 2), d.neg(res), res)
+    return _trig_finish(c, d, x, res, finite, not is_cos)
+
+
 def _f_sin(c, x):
-    """sin: j = rint(x*2/pi), r = x - j*pi/2 (3-part fma Cody-Waite), odd
-    polynomial sin(r) / even polynomial cos(r) chosen and negated by j mod 4.
-    <= 1.5 ulp in the accurate range (see module docstring)."""
+    """sin: j = rint(x*2/pi), r = x - j*pi/2, sin(r) = r + r**3 S(r**2) or
+    cos(r) = 1 - r**2/2 + r**4 C(r**2) chosen and negated by j mod 4.
+    f64: 3-part fma Cody-Waite with j*C2 subtracted error-free (r carried as
+    a double-word) and compensated 1 - r**2/2, <= 0.9 ulp for |x| < 2**53.
+    f32: reduction and polynomials evaluated in double, <= 0.6 ulp for
+    |x| < 2**24 (and far beyond in practice)."""
     return _sincos(c, x, False)
 
 
 def _f_cos(c, x):
-    """cos: as sin with the quadrant shifted by one.  <= 1.5 ulp."""
+    """cos: as sin with the quadrant shifted by one.  <= 0.9 ulp."""
     return _sincos(c, x, True)
 
 
 def _f_tan(c, x):
     """tan: reduction as sin; sin(r)/cos(r) or -cos(r)/sin(r) by quadrant
-    parity.  <= 2.5 ulp."""
-    q, rh, rl, finite = _trig_reduce(c, x)
-    s, cc = _sin_cos_r(c, rh, rl)
+    parity.  f64 <= 2 ulp, f32 (in double) <= 0.6 ulp."""
+    d, q, s, cc, finite = _trig_parts(c, x)
     odd = _quadrant_bits(c, q, 1)
-    res = c.div(c.sel(odd, c.neg(cc), s), c.sel(odd, s, cc))
-    res = c.sel(c.eq(x, 0.0), x, res)
-    return c.sel(finite, res, float("nan"))
+    res = d.div(d.sel(odd, d.neg(cc), s), d.sel(odd, s, cc))
+    return _trig_finish(c, d, x, res, finite, True)
 
 
 def _expm1_pos(c, x):
@@ -633,7 +699,7 @@ def _atan_pos(c, a):
     y0 = c.sel(big, hi2, c.sel(mid, hi4, 0.0))
     y0lo = c.sel(big, lo2, c.sel(mid, lo4, 0.0))
     z = c.mul(t, t)
-    small = c.add(t, c.fma(c.mul(t, z), c.horner(z, _ATAN[c.bits]), y0lo))
+    small = c.add(t, c.fma(c.mul(t, z), c.poly(z, _ATAN[c.bits]), y0lo))
     return c.add(y0, small)
 
 
@@ -671,7 +737,7 @@ def _f_erf(c, x):
     for f64, coefficients picked per lane with selects); |x| >= X (3.92 / 6):
     1.  <= 2 ulp."""
     ax = c.fabs(x)
-    small = c.fma(ax, c.horner(c.mul(ax, ax), _ERF_SMALL[c.bits]), ax)
+    small = c.fma(ax, c.poly(c.mul(ax, ax), _ERF_SMALL[c.bits]), ax)
     tails = _ERF_TAIL[c.bits]
     xmax = tails[-1][0]
     at = c.clamp(ax, 1.0, xmax)
@@ -679,7 +745,7 @@ def _f_erf(c, x):
     centre = c.k(tails[-1][1])
     for cond, (_, cen, _) in reversed(list(zip(conds, tails[:-1]))):
         centre = c.sel(cond, cen, centre)
-    g = c.horner_sel(c.sub(at, centre), conds, [tb for _, _, tb in tails])
+    g = c.poly_sel(c.sub(at, centre), conds, [tb for _, _, tb in tails])
     h = c.mul(at, at)
     l = c.fma(at, at, c.neg(h))
     e = _exp_core(c, c.neg(h))
@@ -707,7 +773,7 @@ def _pow_log_dd(c, a):
     s2h, s2l = c.dd_mul(sh, sl, sh, sl)
     s3h, s3l = c.dd_mul(s2h, s2l, sh, sl)
     t3h, t3l = c.dd_mul(s3h, s3l, _TWOTHIRD[0], _TWOTHIRD[1])
-    tail = c.mul(c.mul(s3h, s2h), c.horner(s2h, _LOG_Q64))
+    tail = c.mul(c.mul(s3h, s2h), c.poly(s2h, _LOG_Q64))
     h1, l1 = c.fast_two_sum(c.mul(sh, 2.0), t3h)
     lo = c.add(c.add(l1, c.mul(sl, 2.0)), c.add(t3l, tail))
     # + k*ln2 (ln2_hi has 32 bits: k*ln2_hi exact)
@@ -726,11 +792,13 @@ def _pow_mag64(c, ax, y):
 
 
 def _pow_mag32(c, ax, y):
-    """|x|**y for f32 via f64 log/exp (error < 2**-40 before rounding)."""
+    """|x|**y for f32 via double log/exp with shorter polynomials (relative
+    error < 2**-30 before the final rounding)."""
     d = _Ctx(c.b, ir.DoubleType())
-    ax64 = c.b.fpext(ax, d.ty)
-    p = d.mul(c.b.fpext(y, d.ty), _log_core(d, ax64))
-    return c.b.fptrunc(_exp_core(d, p), c.ty)
+    ax64 = c.b.fpext(ax, d.ty)          # float32 subnormals are normal here
+    p = d.mul(c.b.fpext(y, d.ty),
+              _log_core(d, ax64, subnormals=False, coeffs=_LOG_POW32))
+    return c.b.fptrunc(_exp_core(d, p, coeffs=_EXP_POW32), c.ty)
 
 
 def _f_pow(c, x, y):

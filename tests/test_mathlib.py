@@ -169,8 +169,8 @@ REFS = {
 
 def reference(name, dtype, *args):
     """numpy result in the wider type (not rounded to dtype)."""
-    wide = [np.asarray(a, dtype=dtype).astype(_WIDE[dtype]) for a in args]
     with np.errstate(all="ignore"):
+        wide = [np.asarray(a, dtype=dtype).astype(_WIDE[dtype]) for a in args]
         return REFS[name](*wide)
 
 
@@ -217,8 +217,17 @@ BINARY = ["atan2", "pow"]
 TRIG = ("sin", "cos", "tan")
 TRIG_LIMIT = {F32: 2.0 ** 24, F64: 2.0 ** 53}
 
-# Max ulp error allowed (measured values are in the report / docstrings).
-TOL = {F32: 4.0, F64: 4.0}
+# Max ulp error allowed per function (both dtypes).  The target is 4 ulp;
+# the bounds below are the measured maxima (random sweeps of a few million
+# arguments, see the module docstring of codegen.mathlib) plus a margin, so
+# that accuracy regressions are caught.
+TOL = {
+    "exp": 1.5, "exp2": 1.5, "expm1": 2.5, "log": 1.5, "log2": 2.0,
+    "log1p": 1.5, "sin": 1.5, "cos": 1.5, "tan": 3.0, "tanh": 3.0,
+    "logistic": 3.0, "atan": 2.5, "atan2": 2.5, "pow": 1.5, "erf": 1.5,
+    "sqrt": 0.51, "rsqrt": 2.0,
+}
+assert max(TOL.values()) <= 4.0
 
 
 def whole_range(dtype, n):
@@ -325,7 +334,7 @@ def test_unary_grid(name, dtype):
     acc = _accurate(name, dtype, x)
     err = ulp_errors(got[acc], ref[acc], dtype)
     i = int(np.argmax(err))
-    assert err[i] <= TOL[dtype], (name, x[acc][i], got[acc][i], ref[acc][i])
+    assert err[i] <= TOL[name], (name, x[acc][i], got[acc][i], ref[acc][i])
     if name in TRIG:   # huge arguments: not accurate, but finite and bounded
         big = got[~acc & np.isfinite(x)]
         assert np.all(np.isfinite(big))
@@ -339,7 +348,7 @@ def test_binary_grid(name, dtype):
     y, x = binary_inputs(name, dtype)
     args = (y, x) if name == "atan2" else (y, x)
     err, where = max_ulp(name, dtype, *args)
-    assert err <= TOL[dtype], (name, where, err)
+    assert err <= TOL[name], (name, where, err)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -349,7 +358,7 @@ def test_unary_special_values(name, dtype):
     got = kernel(name, dtype)(x)
     ref = reference(name, dtype, x).astype(dtype)
     err = ulp_errors(got, reference(name, dtype, x), dtype)
-    ok = (err <= TOL[dtype]) | ~(_accurate(name, dtype, x) | ~np.isfinite(x))
+    ok = (err <= TOL[name]) | ~(_accurate(name, dtype, x) | ~np.isfinite(x))
     assert np.all(ok), list(zip(x, got, ref, err))
     # exact special results (inf, nan, signed zero) as numpy
     exact = ~np.isfinite(ref) | (ref == 0)
@@ -373,7 +382,7 @@ def test_binary_special_values(name, dtype):
     with np.errstate(over="ignore"):
         ref = ref_w.astype(dtype)
     err = ulp_errors(got, ref_w, dtype)
-    bad = err > TOL[dtype]
+    bad = err > TOL[name]
     assert not bad.any(), list(zip(y[bad], x[bad], got[bad], ref[bad]))
     exact = ~np.isfinite(ref) | (ref == 0)
     np.testing.assert_array_equal(got[exact], ref[exact])
@@ -402,7 +411,7 @@ def test_unary_hypothesis(name, dtype):
         got = k(x)
         acc = _accurate(name, dtype, x) | ~np.isfinite(x)
         err = ulp_errors(got[acc], reference(name, dtype, x)[acc], dtype)
-        assert np.all(err <= TOL[dtype]), (x[acc][err > TOL[dtype]])
+        assert np.all(err <= TOL[name]), (x[acc][err > TOL[name]])
         if name in TRIG:
             assert np.all(np.isfinite(got[np.isfinite(x)]))
 
@@ -421,7 +430,7 @@ def test_binary_hypothesis(name, dtype):
         y = np.array([p[0] for p in pairs], dtype=dtype)
         x = np.array([p[1] for p in pairs], dtype=dtype)
         err = ulp_errors(k(y, x), reference(name, dtype, y, x), dtype)
-        assert np.all(err <= TOL[dtype]), list(zip(y, x, err))
+        assert np.all(err <= TOL[name]), list(zip(y, x, err))
 
     check()
 

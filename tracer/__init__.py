@@ -18,6 +18,7 @@ from . import lax, numpy  # noqa: F401
 from . import nn  # noqa: F401,E402
 from . import debug  # noqa: F401,E402
 from .debug import config, NaNError  # noqa: F401,E402
+from .export import export  # noqa: F401,E402
 
 _core._install_array_methods()
 

@@ -14,6 +14,7 @@ from .jit import jit  # noqa: F401
 from .device import device_put  # noqa: F401
 from .control_flow import cond, switch, while_loop, fori_loop, scan  # noqa: F401
 from .primitives.elementwise import stop_gradient  # noqa: F401
+from .custom_derivatives import custom_vjp, custom_jvp  # noqa: F401
 from . import lax, numpy  # noqa: F401
 from . import nn  # noqa: F401,E402
 from . import debug  # noqa: F401,E402

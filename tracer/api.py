@@ -150,7 +150,8 @@ def _staged(fn: Callable, leaves: Sequence[Any], name: str) -> list:
     evaluating the graph: with numpy leaves this computes the result, with tracers
     it re-binds the pruned graph on their trace."""
     graph, captured = trace_flat(fn, [abstractify(x) for x in leaves], name)
-    return eval_graph(dce(graph), list(leaves) + captured)
+    outs = eval_graph(dce(graph), list(leaves) + captured)
+    return [o if isinstance(o, Tracer) else np.asarray(o) for o in outs]
 
 
 def _split_aux(out, has_aux: bool, what: str):

@@ -215,7 +215,7 @@ BINARY = ["atan2", "pow"]
 
 # sin/cos/tan are accurate only for |x| < TRIG_LIMIT (see mathlib docstring)
 TRIG = ("sin", "cos", "tan")
-TRIG_LIMIT = {F32: 2.0 ** 24, F64: 2.0 ** 53}
+TRIG_LIMIT = {F32: 2.0 ** 44, F64: 2.0 ** 53}
 
 # Max ulp error allowed per function (both dtypes).  The target is 4 ulp;
 # the bounds below are the measured maxima (random sweeps of a few million

@@ -132,3 +132,17 @@ def test_missing_compiler_is_a_clear_error(tmp_path, monkeypatch):
 def test_bad_names():
     with pytest.raises(ValueError, match="not a C identifier"):
         tr.export(lambda x: x, np.zeros(2, np.float32), path="/tmp/never.so", name="my-fn")
+
+
+@pytest.mark.slow
+def test_inference_kernel_example(tmp_path):
+    pytest.importorskip("sklearn")
+    import sys
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(tr.__file__))),
+                          "examples", "inference_kernel.py")
+    r = subprocess.run([sys.executable, script, "--out", str(tmp_path), "--steps", "150"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    acc = {k: float(v) for k, v in re.findall(r"test accuracy \((\w+)[^)]*\): ([\d.]+)", r.stdout)}
+    assert acc["Python"] > 0.9 and acc["C"] == acc["Python"]
+    assert "predictions identical to Python: True" in r.stdout

@@ -39,7 +39,7 @@ def _paths(x, base: str) -> list[str]:
 
 
 def export(fun: Callable, *example_args: Any, path: str, name: str | None = None,
-           params: Any = None, header: str | None = None, cpu: str = "host"):
+           params: Any = None, header: str | None = None, result_names=None, cpu: str = "host"):
     """Compile ``fun`` at the shapes/dtypes of ``example_args`` (arrays, scalars or
     ``tr.ShapedArray``s; pytrees allowed) into the shared library ``path`` with the C
     entry point ``name`` and write its C header (``path`` with ``.h``, or ``header``).
@@ -47,6 +47,7 @@ def export(fun: Callable, *example_args: Any, path: str, name: str | None = None
     ``params``: if given, ``fun(params, *args)`` is compiled with ``params`` (a pytree of
     arrays, e.g. trained weights) baked into the library as read-only constants; to pass
     parameters at run time instead, give them among ``example_args``.
+    ``result_names``: C names of the results (default ``out`` or ``out0, out1, ...``).
     ``cpu``: "host" (this machine's CPU and features) or an LLVM CPU name such as "x86-64".
 
     Needs a system C compiler/linker (``cc``); raises ``codegen.export.ExportError`` if none.
@@ -68,6 +69,10 @@ def export(fun: Callable, *example_args: Any, path: str, name: str | None = None
     arg_names = _leaf_names(fun, example_args, skip)
     out_leaves = lowered.out_tree.num_leaves if hasattr(lowered.out_tree, "num_leaves") else len(graph.outvars)
     out_names = ["out"] if out_leaves == 1 else [f"out{i}" for i in range(len(graph.outvars))]
+    if result_names is not None:
+        if len(result_names) != len(graph.outvars):
+            raise ValueError(f"export: {len(result_names)} result_names for {len(graph.outvars)} results")
+        out_names = list(result_names)
     name = name or fun_name(fun)
     ins = ", ".join(f"{n}: {a}" for n, a in zip(arg_names, graph.in_avals))
     outs = ", ".join(f"{n}: {a}" for n, a in zip(out_names, graph.out_avals))

@@ -24,9 +24,6 @@ class LibdeviceNotFound(RuntimeError):
 
 
 def _candidates():
-    env = os.environ.get("TRACER_LIBDEVICE")
-    if env:
-        yield env if env.endswith(".bc") else os.path.join(env, _NAME)
     for var in ("CUDA_HOME", "CUDA_PATH"):
         if os.environ.get(var):
             yield os.path.join(os.environ[var], "nvvm", "libdevice", _NAME)
@@ -46,14 +43,17 @@ def _candidates():
 
 def find() -> str:
     """The path of libdevice.10.bc, or LibdeviceNotFound listing where it looked."""
+    env = os.environ.get("TRACER_LIBDEVICE")
+    if env:  # an explicit choice is not second-guessed
+        path = env if env.endswith(".bc") else os.path.join(env, _NAME)
+        if os.path.isfile(path):
+            return path
+        raise LibdeviceNotFound(f"TRACER_LIBDEVICE={env!r} does not name a libdevice.10.bc")
     tried = []
     for p in _candidates():
         if os.path.isfile(p):
             return p
         tried.append(p)
-    if os.environ.get("TRACER_LIBDEVICE"):
-        raise LibdeviceNotFound(f"TRACER_LIBDEVICE={os.environ['TRACER_LIBDEVICE']!r} does not "
-                                f"name a libdevice.10.bc")
     raise LibdeviceNotFound(
         "libdevice.10.bc (NVIDIA's math library, needed for exp/log/sin... on the GPU) was not "
         "found. Install a CUDA toolkit (and set CUDA_HOME), or `pip install nvidia-cuda-nvcc-cu12`, "

@@ -8,8 +8,9 @@ own kernel(s). A fusable variable is computed inside whichever kernel reads it,
 unless it is *materialised* into a device buffer:
 
 * it is a graph output;
-* it does arithmetic and is read by two or more kernels, or by a dot_general
-  (which reads each element many times), or through a broadcast that expands it;
+* it is read by a dot_general (which reads each element many times) and does
+  arithmetic, or it does costly arithmetic (a transcendental, a division, or a few
+  operations) and is read by two or more kernels or through an expanding broadcast.
 
 Materialised fusable variables of one shape that follow each other become one
 multi-output elementwise kernel. Control flow is not lowered to the GPU yet.
@@ -29,6 +30,9 @@ from .fusion import FUSABLE, INDEX_MAPS
 ROOTS = frozenset({"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin",
                    "dot_general", "cumsum", "scatter_add", "scatter"})
 CHEAP = INDEX_MAPS | {"convert_element_type", "neg", "not"}
+EXPENSIVE = frozenset({"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "atan",
+                       "atan2", "pow", "logistic", "erf", "div", "rem", "sqrt", "rsqrt"})
+RECOMPUTE_LIMIT = 4   # arithmetic cost above which a value read many times is stored
 SUPPORTED = FUSABLE | ROOTS
 
 
@@ -108,8 +112,8 @@ def _materialise(graph: Graph, producers) -> set:
     """The fusable variables that get their own buffers (see the module docstring)."""
     cost: dict = {}
     for e in graph.eqns:
-        own = 0 if e.prim.name in CHEAP else 1
-        c = max([cost.get(v, 0) for v in e.invars if isinstance(v, Var)] + [0]) + own
+        own = 0 if e.prim.name in CHEAP else 10 if e.prim.name in EXPENSIVE else 1
+        c = min(sum(cost.get(v, 0) for v in e.invars if isinstance(v, Var)) + own, 10**6)
         for o in e.outvars:
             cost[o] = c if e.prim.name in FUSABLE else 0
     outs = {v for v in graph.outvars if isinstance(v, Var)}
@@ -123,15 +127,16 @@ def _materialise(graph: Graph, producers) -> set:
         for v in e.invars:
             if not isinstance(v, Var) or v not in producers or producers[v].prim.name not in FUSABLE:
                 continue
-            many = (name == "dot_general" or
-                    (name == "broadcast_in_dim" and e.outvars[0].aval.size > v.aval.size))
-            if many and cost.get(v, 0) > 0:
+            if name == "dot_general" and cost.get(v, 0) > 0:
+                mat.add(v)  # a matmul reads each operand element many times
+            if name == "broadcast_in_dim" and e.outvars[0].aval.size > v.aval.size and \
+                    cost.get(v, 0) >= RECOMPUTE_LIMIT:
                 mat.add(v)
             src = {id(e)} if name in ROOTS else reach.get(e.outvars[0], {id(e)})
             reach.setdefault(v, set()).update(src)
     for e in graph.eqns:  # producers before consumers: decide in topological order
         for o in e.outvars:
-            if e.prim.name in FUSABLE and o not in mat and cost.get(o, 0) > 0 and \
+            if e.prim.name in FUSABLE and o not in mat and cost.get(o, 0) >= RECOMPUTE_LIMIT and \
                     len(reach.get(o, ())) > 1:
                 mat.add(o)
     return mat

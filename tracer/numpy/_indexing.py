@@ -23,8 +23,10 @@ def _is_int_scalar(i) -> bool:
     return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
 
 
-def _expand_index(idx, ndim):
-    """Turn an index into a tuple with no Ellipsis and concrete bool masks replaced."""
+def _expand_index(idx, shape):
+    """Turn an index into a list with no Ellipsis and concrete bool masks replaced
+    by their integer coordinates (``shape``: the indexed array's shape)."""
+    ndim = len(shape)
     if not isinstance(idx, tuple):
         idx = (idx,)
     out = []
@@ -37,31 +39,53 @@ def _expand_index(idx, ndim):
             i = np.asarray(i)
             if i.ndim == 0:
                 raise IndexError("boolean scalar indices are not supported")
-            out.extend(np.nonzero(i))
-            continue
-        if isinstance(i, Tracer) and i.dtype == dtypes.bool_:
+        elif isinstance(i, Tracer) and i.dtype == dtypes.bool_:
             raise ConcretizationError(
                 f"boolean mask indexing with a traced mask has a data-dependent shape{where()}; use "
                 f"tnp.where(mask, x, other) instead")
-        if isinstance(i, Tracer) and not dtypes.is_int(i.dtype):
+        elif isinstance(i, Tracer) and not dtypes.is_int(i.dtype):
             raise IndexError(f"indices must be integers, got a traced {i.aval}")
-        if isinstance(i, np.ndarray) and i.dtype.kind not in "iu":
+        elif isinstance(i, np.ndarray) and i.dtype.kind not in "iu":
             raise IndexError(f"indices must be integers or bools, got an array of {i.dtype}")
-        if isinstance(i, float):
+        elif isinstance(i, float):
             raise IndexError("indices must be integers, got a float")
         out.append(i)
     n_ell = sum(1 for i in out if i is Ellipsis)
     if n_ell > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    used = sum(1 for i in out if i is not None and i is not Ellipsis)
+
+    def width(i):  # how many array dimensions an entry consumes
+        if i is None or i is Ellipsis or i is _SPLIT:
+            return 0
+        return i.ndim if isinstance(i, np.ndarray) and i.dtype == np.bool_ else 1
+    used = sum(width(i) for i in out)
     if used > ndim:
         raise IndexError(f"too many indices: array is {ndim}-dimensional, but {used} were indexed")
     if n_ell:
-        k = out.index(Ellipsis)
-        out[k:k + 1] = [slice(None)] * (ndim - used)
+        k = next(j for j, i in enumerate(out) if i is Ellipsis)  # (== would compare arrays)
+        # numpy quirk: an Ellipsis between advanced indices separates them even when it
+        # stands for no dimension (the broadcast dimensions then go first)
+        adv = [j for j, i in enumerate(out) if _is_advanced(i) or _is_int_scalar(i)]
+        split = ndim == used and any(j < k for j in adv) and any(j > k for j in adv)
+        out[k:k + 1] = [_SPLIT] if split else [slice(None)] * (ndim - used)
     else:
         out += [slice(None)] * (ndim - used)
-    return out
+    expanded, d = [], 0
+    for i in out:
+        w = width(i)
+        if w and isinstance(i, np.ndarray) and i.dtype == np.bool_:
+            empty = 0 in shape  # numpy skips the check on empty arrays
+            if not empty and any(m != n and not (m == 0 and n == 1) for m, n in zip(i.shape, shape[d:d + w])):
+                raise IndexError(f"boolean index of shape {i.shape} does not match the indexed "
+                                 f"dimensions {tuple(shape[d:d + w])}")
+            expanded.extend(np.nonzero(i))
+        else:
+            expanded.append(i)
+        d += w
+    return expanded
+
+
+_SPLIT = object()  # marks an empty Ellipsis between advanced indices
 
 
 def _is_advanced(i) -> bool:
@@ -84,7 +108,9 @@ def _prepare(x, idx):
     list of output axes that are adjacent-advanced-eligible)."""
     x = asarray_operand(x)
     shape = get_aval(x).shape
-    entries = _expand_index(idx, len(shape))
+    entries = _expand_index(idx, shape)
+    split = any(i is _SPLIT for i in entries)
+    entries = [i for i in entries if i is not _SPLIT]
     has_adv = any(_is_advanced(i) for i in entries)
     # None -> a new size-1 axis indexed by a full slice
     new_shape, dim_entries, d = [], [], 0
@@ -132,12 +158,12 @@ def _prepare(x, idx):
     if flips:
         x = lax.rev(x, flips)
     x = lax.slice(x, starts, limits, strides)
-    return x, squeeze, advanced
+    return x, squeeze, advanced, split
 
 
 def getitem(x, idx):
     """``x[idx]`` with numpy semantics (see the module docstring)."""
-    x, squeeze, advanced = _prepare(x, idx)
+    x, squeeze, advanced, split = _prepare(x, idx)
     shape = get_aval(x).shape
     if squeeze:
         x = lax.reshape(x, [d for a, d in enumerate(shape) if a not in squeeze])
@@ -152,7 +178,7 @@ def getitem(x, idx):
     from . import stack
     index = stack(cols, axis=-1) if cols else None
     out = lax.gather(x, index, tuple(axes), mode="clip")
-    adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
+    adjacent = axes == list(range(axes[0], axes[0] + len(axes))) and not split
     if adjacent and axes[0] != 0:
         # move the broadcast index dims to where the first advanced index was
         nb = len(bshape)
@@ -220,7 +246,7 @@ def _leading_int_indices(shape, idx):
     """The index entries when ``idx`` is integer scalars / integer arrays on leading
     axes followed only by full slices (the common case, a direct scatter); else None."""
     try:
-        entries = _expand_index(idx, len(shape))
+        entries = _expand_index(idx, shape)
     except IndexError:
         return None
     k = 0

@@ -31,6 +31,10 @@ def test_dot_text_structure():
     n_edges = sum(1 for e in g.eqns for a in e.invars if not isinstance(a, tr.ir.Literal)) + len(g.outvars)
     assert len(re.findall(r'-> n\d+ \[label="[~a-z0-9]+\[[0-9,]*\]"\]', text)) == n_edges
     assert 'label="f32[4,2]"' in text and "dot_general" in text and '"2.0:f32[]"' in text
+    assert "mistyrose" not in text
+    adj = tr.make_ir(tr.grad(mlp))(W, X)
+    n_backward = sum(1 for e in adj.eqns if e.source and "vjp of" in e.source.transform)
+    assert n_backward > 0 and adj.to_dot().count("fillcolor=mistyrose") == n_backward
 
 
 def test_sub_graphs_are_clusters():

@@ -119,7 +119,10 @@ def main(argv=None) -> int:
             f.write(text if text.endswith("\n") else text + "\n")
         print(f"wrote {ns.output}")
     else:
-        print(text)
+        try:
+            print(text)
+        except BrokenPipeError:  # e.g. `... --stage asm | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

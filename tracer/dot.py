@@ -1,7 +1,8 @@
 """Pictures of graphs: Graphviz text, and SVG/PNG through the ``dot`` program.
 
-Inputs are green ovals, constants grey boxes (small values shown), equations white
-boxes named by primitive and params, outputs double octagons; every edge is labelled
+Inputs are green ovals, constants grey boxes (small values shown), equations boxes
+named by primitive and params (pink: the backward pass of a gradient), outputs double
+octagons; every edge is labelled
 with the type of the value it carries. Sub-graphs of control-flow equations are drawn
 as clusters next to the equation that holds them (dashed edge).
 """
@@ -55,6 +56,8 @@ class _Dot:
             if simple:
                 label += "\n" + "\n".join(f"{k}={format_param(v)}" for k, v in sorted(simple.items()))
             tooltip = f", tooltip={_quote(str(eqn.source))}" if eqn.source else ""
+            if eqn.source is not None and "vjp of" in eqn.source.transform:
+                tooltip += ", style=filled, fillcolor=mistyrose"  # the backward (adjoint) pass
             self.lines.append(f"{indent}{nid} [label={_quote(label)}, shape=box{tooltip}];")
             for pos, a in enumerate(eqn.invars):
                 if isinstance(a, Literal):

@@ -339,9 +339,10 @@ class Executable:
         self.program = program
         self.device = dev or device(0)
         drv = self.device.driver
-        self.ptx = program.ptx(self.device.arch)
-        self.module = drv.load_module(self.ptx) if not hasattr(drv, "load_program") \
-            else drv.load_program(program, self.device.arch)
+        if hasattr(drv, "load_program"):  # the CPU emulator runs the LLVM IR itself
+            self.module = drv.load_program(program, self.device.arch)
+        else:
+            self.module = drv.load_module(program.ptx(self.device.arch))
         self.functions = {k.name: drv.function(self.module, k.name) for k in program.kernels}
         self.consts = {bid: DeviceArray.from_host(self.device, val)
                        for bid, val in program.consts.items()}

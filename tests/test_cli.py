@@ -98,3 +98,17 @@ def test_dot_stage_and_picture(model, tmp_path):
 def test_errors_are_one_clear_line(model, args, msg):
     err = cli(*[a.format(m=model) for a in args], ok=False)
     assert msg in err and "Traceback" not in err
+
+
+def test_dump_edit_and_compile_ir_file(model, tmp_path):
+    """The bug-report workflow: dump parseable IR, edit it by hand, compile it from the file."""
+    dump = cli(f"{model}:axpy", "--args", "f32[16],~f32[]", "--consts")
+    edited = tmp_path / "axpy.ir"
+    edited.write_text(dump.replace("add", "sub"))
+    out = cli(str(edited), "--stage", "optimized_ir")
+    assert "= sub " in out and "= add " not in out
+    if hasattr(tr, "jit"):
+        assert "axpy:" in cli(str(edited), "--stage", "asm")
+    bad = tmp_path / "bad.ir"
+    bad.write_text("def f(a:f32[3]):\n  b:f32[3] = lgo a\n  return b\n")
+    assert "line 2: unknown primitive 'lgo'; did you mean log?" in cli(str(bad), ok=False)

@@ -3,6 +3,8 @@
     python -m tracer FILE.py:FUNC --args "f32[2000],f32[]" --stage ir
     python -m tracer model.py:loss --args "f32[64,10],f32[10]" --grad --stage asm
     python -m tracer model.py:loss --args "f32[3]" --stage dot --output loss.svg
+    python -m tracer model.py:loss --args "f32[3]" --consts > loss.ir   # a parseable dump
+    python -m tracer loss.ir --stage asm          # (hand-edited) IR text compiled directly
 
 Stages: ir, optimized_ir, llvm, optimized_llvm, asm (CPU back end), ptx (CUDA back end,
 needs no GPU), dot (Graphviz text; with ``--output x.svg``/``.png`` a picture).
@@ -66,22 +68,24 @@ def load_function(spec: str):
     return obj
 
 
-def stage_text(fun, avals, stage: str, source: bool = False) -> str:
+def load_ir(path: str):
+    """A graph from an IR text file (``graph.text(consts=True)``), its input types,
+    and a function that evaluates it."""
+    from .ir_parse import graph_function, parse
+    with open(path) as f:
+        g = parse(f.read())
+    return graph_function(g), g.in_avals
+
+
+def stage_text(fun, avals, stage: str, source: bool = False, consts: bool = False) -> str:
     import tracer as tr
-    if stage in ("ir", "dot") or (stage == "optimized_ir" and not hasattr(tr, "jit")):
+    if stage in ("ir", "dot"):
         g = tr.make_ir(fun)(*avals)
-        if stage == "dot":
-            return g.to_dot()
-        if stage == "optimized_ir":
-            from .passes import optimize
-            g = optimize(g)
-        return g.text(source=source)
+        return g.to_dot() if stage == "dot" else g.text(source=source, consts=consts)
     backend = "cuda" if stage == "ptx" else "cpu"
     lowered = tr.jit(fun, backend=backend).lower(*avals)
-    if stage == "optimized_ir" and source:
-        return lowered.optimized_graph.text(source=True)
-    if stage == "ir" and source:
-        return lowered.graph.text(source=True)
+    if stage == "optimized_ir":
+        return lowered.optimized_graph.text(source=source, consts=consts)
     return lowered.as_text(stage)
 
 
@@ -89,25 +93,30 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tracer", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    p.add_argument("target", help="FILE.py:FUNCTION")
+    p.add_argument("target", help="FILE.py:FUNCTION, or a file of IR text")
     p.add_argument("--args", default="", help='argument types, e.g. "f32[2000],f32[]"')
     p.add_argument("--stage", default="ir", choices=STAGES)
     p.add_argument("--grad", action="store_true", help="use tr.grad(FUNCTION) (w.r.t. argument 0)")
     p.add_argument("--source", action="store_true", help="ir stages: show each equation's source line")
+    p.add_argument("--consts", action="store_true",
+                   help="ir stages: print constant values too (text that `tracer.ir.parse` reads back)")
     p.add_argument("--output", "-o", help="write to this file; for --stage dot an .svg/.png/.pdf is rendered")
     ns = p.parse_args(argv)
     try:
         import tracer as tr
-        fun = load_function(ns.target)
+        if ":" not in os.path.basename(ns.target) and not ns.target.endswith(".py"):
+            fun, avals = load_ir(ns.target)  # IR text: its inputs give the types
+        else:
+            fun = load_function(ns.target)
+            avals = parse_types(ns.args)
         if ns.grad:
             fun = tr.grad(fun)
-        avals = parse_types(ns.args)
         if ns.stage == "dot" and ns.output and not ns.output.endswith((".dot", ".gv")):
             from .dot import write_picture
             write_picture(tr.make_ir(fun)(*avals), ns.output)
             print(f"wrote {ns.output}")
             return 0
-        text = stage_text(fun, avals, ns.stage, ns.source)
+        text = stage_text(fun, avals, ns.stage, ns.source, ns.consts)
     except CLIError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

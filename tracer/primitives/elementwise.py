@@ -403,8 +403,11 @@ def _convert_impl(x, *, new_dtype, weak_type=False):
         # float -> int: truncate; NaN -> 0, out of range saturates (defined, unlike C)
         info = np.iinfo(nd)
         with np.errstate(all="ignore"):
-            t = np.trunc(np.nan_to_num(x, nan=0.0, posinf=info.max, neginf=info.min))
-            return np.clip(t, info.min, info.max).astype(nd)
+            # in float64, and compared before casting: float32(INT32_MAX) rounds up to 2**31
+            t = np.trunc(np.nan_to_num(x.astype(np.float64), nan=0.0))
+            hi, lo = t >= float(info.max), t <= float(info.min)
+            out = np.where(hi | lo, 0, t).astype(nd)
+            return np.where(hi, info.max, np.where(lo, info.min, out)).astype(nd)
     if nd == dtypes.bool_:
         return x != 0
     return x.astype(nd)

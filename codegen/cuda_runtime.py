@@ -250,7 +250,7 @@ class DeviceArray:
         self.device, self.ptr = dev, ptr
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         if owned and ptr:
-            weakref.finalize(self, _free, dev.driver, ptr)
+            weakref.finalize(self, _pool_release, dev, ptr, _rounded(self.nbytes))
 
     ndim = property(lambda self: len(self.shape))
     device_aval = property(lambda self: _shaped(self.shape, self.dtype))
@@ -260,7 +260,7 @@ class DeviceArray:
     @classmethod
     def empty(cls, dev: Device, shape, dtype) -> "DeviceArray":
         n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        return cls(dev, dev.driver.alloc(n), shape, dtype)
+        return cls(dev, _pool_alloc(dev, n), shape, dtype)
 
     @classmethod
     def from_host(cls, dev: Device, x) -> "DeviceArray":
@@ -311,11 +311,48 @@ def _shaped(shape, dtype):
     return ShapedArray(shape, dtype)
 
 
-def _free(driver, ptr):
+# A caching allocator: freed blocks go back to a per-device pool keyed by their
+# (rounded) size, so a loop calling the same compiled function allocates nothing
+# after its first iteration (cuMemAlloc/cuMemFree are slow and cuMemFree synchronises).
+_pools: dict = {}
+
+
+def _rounded(n: int) -> int:
+    return -(-n // 512) * 512
+
+
+def _pool_alloc(dev: Device, nbytes: int) -> int:
+    if nbytes == 0:
+        return 0
+    r = _rounded(nbytes)
+    with _lock:
+        free = _pools.setdefault(id(dev), {}).get(r)
+        if free:
+            return free.pop()
     try:
-        driver.free(ptr)
-    except Exception:  # noqa: BLE001 - the context may already be gone at exit
-        pass
+        return dev.driver.alloc(r)
+    except CudaError as e:
+        if e.name != "CUDA_ERROR_OUT_OF_MEMORY":
+            raise
+        empty_cache(dev)
+        return dev.driver.alloc(r)
+
+
+def _pool_release(dev: Device, ptr: int, rounded: int) -> None:
+    with _lock:
+        _pools.setdefault(id(dev), {}).setdefault(rounded, []).append(ptr)
+
+
+def empty_cache(dev: Device | None = None) -> None:
+    """Give the pooled free blocks back to the driver."""
+    with _lock:
+        for d in ([dev] if dev else [d for d in _devices.values() if isinstance(d, Device)]):
+            for ptrs in _pools.pop(id(d), {}).values():
+                for p in ptrs:
+                    try:
+                        d.driver.free(p)
+                    except Exception:  # noqa: BLE001 - the context may be gone at exit
+                        pass
 
 
 def device_put(x, device_name: str = "cuda") -> DeviceArray:

@@ -54,10 +54,32 @@ def find() -> str:
         if os.path.isfile(p):
             return p
         tried.append(p)
+    found = _from_installed_packages()
+    if found:
+        return found
     raise LibdeviceNotFound(
         "libdevice.10.bc (NVIDIA's math library, needed for exp/log/sin... on the GPU) was not "
         "found. Install a CUDA toolkit (and set CUDA_HOME), or `pip install nvidia-cuda-nvcc-cu12`, "
         "or point TRACER_LIBDEVICE at the file. Looked in: " + ", ".join(tried[:6]) + ", ...")
+
+
+def _from_installed_packages() -> str | None:
+    """NVIDIA's cuda.pathfinder (shipped with cuda-bindings), then numba's CUDA support."""
+    try:
+        from cuda.pathfinder import find_bitcode_lib
+        p = find_bitcode_lib("device")
+        if p and os.path.isfile(str(p)):
+            return str(p)
+    except Exception:  # noqa: BLE001 - optional helpers; any failure means "not found"
+        pass
+    try:
+        from numba.cuda.cudadrv.libs import get_libdevice
+        p = get_libdevice()
+        if p and os.path.isfile(p):
+            return p
+    except Exception:  # noqa: BLE001
+        pass
+    return None
 
 
 def load_module() -> llvm.ModuleRef:

@@ -207,6 +207,10 @@ def test_source_comments_parse():
     g = tr.make_ir(lambda x: tnp.exp(x))(np.zeros(2, np.float32))
     h = parse(g.text(source=True))
     assert h.eqns[0].source is not None and h.eqns[0].source.lineno == g.eqns[0].source.lineno
+    g = tr.make_ir(tr.grad(lambda x: tnp.sum(tnp.log(x))))(np.ones(2, np.float32))
+    h = parse(g.text(source=True))
+    assert [str(e.source) for e in h.eqns] == [str(e.source) for e in g.eqns]
+    assert any(e.source.transform == "vjp of log" for e in h.eqns)
 
 
 # ---------------------------------------------------------------- errors
@@ -216,7 +220,8 @@ BAD = [
     ("def f(a:f32[3]):\n  b:f32[3] = sin q\n  return b", "line 2: variable 'q' is not defined"),
     ("def f(a:f32[3]):\n  b:f32[3] = sin a\n", "graph 'f' has no 'return' line"),
     ("def f(a:f33[3]):\n  return a", "line 1: unknown dtype 'f33'"),
-    ("def f(a:f32[3]):\n  b:f32[4] = sin a\n  return b", "ill-typed"),
+    ("def f(a:f32[3]):\n  b:f32[4] = sin a\n  return b", "line 2: sin gives f32[3], but b is declared f32[4]"),
+    ("def f(a:f32[3] b:i32[3]):\n  c = add a b\n  return c", "line 2: add: its typing rule rejects the inputs (f32[3], i32[3])"),
     ("def f(a:f32[3]):\n  const c:f32[3]\n  return c", "line 2: constant 'c' has no value"),
     ("def f(a:f32[3]):\n  const c:f32[3] = [1.0]\n  return c", "line 2: the value of constant 'c' does not fit"),
     ("def f(a:f32[3]):\n  b:f32[3] = sin a\n    return b", "line 3: expected a sub-graph header"),

@@ -390,15 +390,19 @@ class _Parser:
             ms = _SOURCE.match(toks.comment)
             if ms:
                 src = SourceInfo(ms.group("file"), int(ms.group("line")), ms.group("fn"), ms.group("tr") or "")
-        if any(a is None for _, a in outs):
-            try:
-                rule = prim.abstract_eval(*[v.aval for v in invars], **params)
-            except Exception as e:
-                toks.fail(f"{pname}: its typing rule rejects the inputs: {e}")
-            rule = list(rule) if prim.multiple_results else [rule]
-            if len(rule) != len(outs):
-                toks.fail(f"{pname} gives {len(rule)} outputs, the line names {len(outs)}")
-            outs = [(nm, a if a is not None else r) for (nm, a), r in zip(outs, rule)]
+        # type-check here (not only in Graph.verify) so that errors name the line
+        try:
+            rule = prim.abstract_eval(*[v.aval for v in invars], **params)
+        except Exception as e:
+            toks.fail(f"{pname}: its typing rule rejects the inputs "
+                      f"({', '.join(str(v.aval) for v in invars) or 'none'}): {e}")
+        rule = list(rule) if prim.multiple_results else [rule]
+        if len(rule) != len(outs):
+            toks.fail(f"{pname} gives {len(rule)} outputs, the line names {len(outs)}")
+        for (nm, a), r in zip(outs, rule):
+            if a is not None and a.strip_weak() != r.strip_weak():
+                toks.fail(f"{pname} gives {r}, but {nm} is declared {a}")
+        outs = [(nm, a if a is not None else r) for (nm, a), r in zip(outs, rule)]
         outvars = [self.declare(scope, d, lineno) for d in outs]
         return Eqn(prim, invars, outvars, params, src)
 

@@ -122,6 +122,12 @@ def _dot(kind):
         if kind == "batch":  # contract lhs axis 2 with rhs axis 0, batch lhs 0 with rhs 2
             return (lambda a, b: lax.dot_general(a, b, (((2,), (0,)), ((0,), (2,))))), \
                 [(2, m, k), (k, n, 2)]
+        if kind == "mixed":  # batch axis in the middle, contracting axis first / last
+            return (lambda a, b: lax.dot_general(a, b, (((0,), (2,)), ((1,), (1,))))), \
+                [(k, 2, m), (n, 2, k)]
+        if kind == "two":  # two contracting axes, paired in opposite orders
+            return (lambda a, b: lax.dot_general(a, b, (((0, 1), (1, 0)), ((), ())))), \
+                [(2, k, m), (k, 2, n)]
         return (lambda a, b: lax.dot_general(a, b, (((), ()), ((), ())))), [(m,), (n, k)]  # outer
     return make
 
@@ -201,7 +207,7 @@ SPECS = [
     structural("cumsum", lambda s, rng: (lambda x: lax.cumsum(x, 0), [(4,) + s])),
     structural("cumsum", lambda s, rng: (lambda x: lax.cumsum(x, 0, reverse=True), [(4,) + s])),
     # contractions and indexing
-    *[structural("dot_general", _dot(k)) for k in ("matmul", "vector", "batch", "outer")],
+    *[structural("dot_general", _dot(k)) for k in ("matmul", "vector", "batch", "outer", "mixed", "two")],
     structural("gather", _gather("clip")), structural("gather", _gather("fill")),
     structural("scatter_add", _scatter_add("clip")), structural("scatter_add", _scatter_add("drop")),
     structural("scatter", _scatter_set),

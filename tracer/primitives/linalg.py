@@ -72,11 +72,16 @@ def _vjp_side(ct, other, this_ndim, this_contract, this_batch, other_contract, o
         ct_other_free = list(range(nb + len(this_free), nb + len(this_free) + len(other_free)))
     else:                     # this is the rhs: ct axes = batch, other_free, this_free
         ct_other_free = list(range(nb, nb + len(other_free)))
+    from_other = [this_contract[list(other_contract).index(j)] for j in sorted(other_contract)]
+    # dot_general(ct, other) has axes batch, this_free, then the other's contracting axes in
+    # increasing order; dot_general(other, ct) puts those before this_free. Pick the operand
+    # order that lands in this operand's layout, so no transpose is needed when one does.
+    to_this = list(this_batch) + this_free + from_other
+    if to_this != sorted(to_this) and list(this_batch) + from_other + this_free == list(range(this_ndim)):
+        dims = ((tuple(other_free), tuple(ct_other_free)), (tuple(other_batch), tuple(range(nb))))
+        return dot_general(other, ct, dims)
     dims = ((tuple(ct_other_free), tuple(other_free)), (tuple(range(nb)), tuple(other_batch)))
     r = dot_general(ct, other, dims)
-    # r axes: batch, this_free, then the other's contracting axes in increasing order
-    to_this = list(this_batch) + this_free + \
-        [this_contract[list(other_contract).index(j)] for j in sorted(other_contract)]
     return transpose(r, [to_this.index(i) for i in range(this_ndim)])
 
 

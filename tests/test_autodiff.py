@@ -468,3 +468,28 @@ def test_grad_and_jit_compose():
         np.testing.assert_allclose(a, c, rtol=1e-4)
     f = lambda x: tnp.sin(x) * x  # noqa: E731
     np.testing.assert_allclose(tr.jit(tr.grad(tr.grad(f)))(F64(1.0)), 2 * math.cos(1.0) - math.sin(1.0))
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_grad_through_broadcasting_indexing_and_reductions(seed):
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.uniform(-1, 1, (3, 1)), rng.uniform(-1, 1, (1, 4)), rng.uniform(-1, 1, 4)
+    idx = rng.integers(0, 3, 5)
+
+    def f(a, b, c):
+        m = tnp.tanh(a * b + c)                       # (3, 4) by broadcasting
+        r = tnp.sum(m ** 2 * tnp.mean(a, axis=0, keepdims=True), axis=1)
+        return tnp.sum(r[idx] * c[:1]) + tnp.max(tnp.sum(a * b, axis=0)) + tnp.var(m[:, ::2])
+    grads = tr.grad(f, argnums=(0, 1, 2))(a, b, c)
+    for i, (g, x) in enumerate(zip(grads, (a, b, c))):
+        def fi(v, i=i):
+            args = [a, b, c]
+            args[i] = v
+            return f(*args)
+        assert g.shape == x.shape
+        np.testing.assert_allclose(g, fd_grad(fi, x), rtol=1e-5, atol=1e-7)
+
+
+def test_grad_passes_keyword_arguments_through():
+    np.testing.assert_allclose(tr.grad(lambda x, s=1.0: x * s)(F64(2.0), s=3.0), 3.0)

@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..core import Tracer, get_aval
-from ..errors import ShapeError
+from ..core import where as _at_user_line
+from ..errors import DTypeError, ShapeError
 from .. import lax
 from ._core import asarray_operand, cast, promote_operands, broadcast_shapes
 from ._core import result_type as _result_type
@@ -215,7 +216,7 @@ def reciprocal(x):
 def negative(x):
     (x,) = promote_operands("negative", x)
     if get_aval(x).dtype == _dt.bool_:
-        raise TypeError("negative of a bool array is not supported; use logical_not")
+        raise DTypeError(f"negative of a bool array is not supported; use logical_not{_at_user_line()}")
     return lax.neg(x)
 
 
@@ -271,7 +272,7 @@ def add(x, y):
 def subtract(x, y):
     x, y = promote_operands("subtract", x, y)
     if get_aval(x).dtype == _dt.bool_:
-        raise TypeError("subtract of bool arrays is not supported; use logical_xor")
+        raise DTypeError(f"subtract of bool arrays is not supported; use logical_xor{_at_user_line()}")
     return lax.sub(x, y)
 
 
@@ -398,7 +399,8 @@ def _bitwise(fn, name):
     def f(x, y):
         x, y = promote_operands(name, x, y)
         if _dt.is_float(get_aval(x).dtype):
-            raise TypeError(f"{name} needs integer or bool operands")
+            raise DTypeError(f"{name} needs integer or bool operands, got {get_aval(x)} and "
+                             f"{get_aval(y)}{_at_user_line()}")
         return fn(x, y)
     f.__name__ = name
     return f
@@ -607,7 +609,7 @@ def reshape(a, newshape, order="C"):
     if -1 in newshape:
         known = int(np.prod([d for d in newshape if d != -1], dtype=np.int64))
         if known == 0 or sz % known:
-            raise ShapeError(f"cannot reshape array of size {sz} into shape {newshape}")
+            raise ShapeError(f"reshape: cannot reshape array of size {sz} into shape {newshape}{_at_user_line()}")
         newshape = tuple(sz // known if d == -1 else d for d in newshape)
     return lax.reshape(a, newshape)
 
@@ -699,7 +701,7 @@ def stack(arrays, axis=0):
     arrays = promote_operands_list("stack", arrays)
     shapes = {get_aval(a).shape for a in arrays}
     if len(shapes) != 1:
-        raise ShapeError(f"stack: all input arrays must have the same shape, got {sorted(shapes)}")
+        raise ShapeError(f"stack: all input arrays must have the same shape, got {sorted(shapes)}{_at_user_line()}")
     nd = get_aval(arrays[0]).ndim + 1
     return lax.concatenate([expand_dims(a, axis % nd) for a in arrays], axis % nd)
 
@@ -724,7 +726,7 @@ def matmul(a, b):
     b2 = b if len(sb) > 1 else reshape(b, sb + (1,))
     sa2, sb2 = get_aval(a2).shape, get_aval(b2).shape
     if sa2[-1] != sb2[-2]:
-        raise ShapeError(f"matmul: contracting dimensions differ: {sa} @ {sb}")
+        raise ShapeError(f"matmul: contracting dimensions differ: {sa} @ {sb}{_at_user_line()}")
     batch = broadcast_shapes("matmul", sa2[:-2], sb2[:-2])
     a3 = broadcast_to(a2, batch + sa2[-2:])
     b3 = broadcast_to(b2, batch + sb2[-2:])

@@ -253,7 +253,14 @@ class FunctionLowering:
     # ---------------------------------------------------------------- graphs
 
     def emit_graph(self, graph: Graph, in_bufs: list[Buffer], out_bufs: list[Buffer]):
-        """Emit code computing ``graph`` from ``in_bufs`` into ``out_bufs``."""
+        """Emit code computing ``graph`` from ``in_bufs`` into ``out_bufs``. A graph may
+        be emitted more than once (e.g. a sub-graph called twice): what an earlier
+        emission knew about its variables is forgotten first."""
+        for eqn in graph.eqns:
+            for v in eqn.outvars:
+                self.bufs.pop(v, None)
+                self.producer.pop(v, None)
+        self._needs_dims = {}
         for v, bf in zip(graph.invars, in_bufs):
             self.bufs[v] = bf
         materialise, kernels = _plan(graph)
@@ -800,5 +807,27 @@ def _dot_general(fl, eqn, outs):
             fl.arena.free(*blk)
 
 
+# ---------------------------------------------------------------- kernels: calls
+
+@register_kernel("custom_vjp_call", "custom_jvp_call")
+def _call(fl, eqn, outs):
+    """A primitive that calls the graph in its ``call`` param: the graph is emitted inline
+    (its custom derivative rules matter only to the transforms, not to the machine code)."""
+    owned, ins = [], []
+    for a in eqn.invars:
+        bf = fl.buffer_of(a)
+        if bf is None:
+            bf, off, nb = fl.scratch(a.aval)
+            owned.append((off, nb))
+            fl.write_all(a, bf)
+        ins.append(bf)
+    fl.emit_graph(eqn.params["call"], ins, outs)
+    for blk in owned:
+        fl.arena.free(*blk)
+
+
 def lowering_for(name: str) -> Lowering | None:
     return LOWERINGS.get(name)
+
+
+from . import control_flow as _control_flow  # noqa: E402,F401  (registers cond, while, scan)

@@ -254,3 +254,14 @@ def test_reduction_with_reassoc_is_close_to_float64():
     x = np.random.default_rng(0).random(100_001).astype(np.float32)
     s = tr.jit(lambda a: tnp.sum(a))(x)
     assert abs(float(s) - x.astype(np.float64).sum()) / x.sum() < 1e-6
+
+
+def test_custom_vjp_functions_compile_and_keep_their_rule():
+    @tr.custom_vjp
+    def f(x):
+        return tnp.sin(x) * 2
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * 7,))
+    x = np.arange(3, dtype=np.float32)
+    np.testing.assert_allclose(tr.jit(lambda x: f(x) + f(x * 2))(x), np.sin(x) * 2 + np.sin(2 * x) * 2,
+                               rtol=1e-6)
+    np.testing.assert_array_equal(tr.jit(tr.grad(lambda x: tnp.sum(f(x))))(x), [7, 7, 7])

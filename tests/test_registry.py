@@ -21,3 +21,9 @@ def test_every_primitive_has_batch_rule():
 def test_every_primitive_has_derivative_rules():
     assert _missing("jvp") == [], "primitives without a jvp rule"
     assert _missing("vjp") == [], "primitives without a vjp (transpose) rule"
+
+
+def test_every_primitive_has_a_cpu_lowering():
+    from codegen.cpu import LOWERINGS
+    missing = sorted(set(core.PRIMITIVES) - set(LOWERINGS))
+    assert missing == [], "primitives without a CPU lowering (codegen.cpu.LOWERINGS)"

@@ -493,3 +493,24 @@ def test_grad_through_broadcasting_indexing_and_reductions(seed):
 
 def test_grad_passes_keyword_arguments_through():
     np.testing.assert_allclose(tr.grad(lambda x, s=1.0: x * s)(F64(2.0), s=3.0), 3.0)
+
+
+def test_custom_rules_refuse_to_differentiate_closed_over_values():
+    def loss(w, x):
+        @tr.custom_vjp
+        def f(v):
+            return v * w
+        f.defvjp(lambda v: (f(v), None), lambda res, g: (g * 2.0,))
+
+        @tr.custom_jvp
+        def h(v):
+            return v * w
+        h.defjvp(lambda p, t: (h(p[0]), t[0] * 2.0))
+        return f(x), h(x)
+    w, x = F64(3.0), F64(0.5)
+    for k in (0, 1):
+        np.testing.assert_allclose(tr.grad(lambda w, x: loss(w, x)[k], argnums=1)(w, x), 2.0)
+        with pytest.raises(TypeError, match="closes over a value"):
+            tr.grad(lambda w, x: loss(w, x)[k])(w, x)  # w is differentiated: refused
+    with pytest.raises(TypeError, match="closes over a value"):
+        tr.jvp(lambda w: loss(w, x)[1], (w,), (F64(1.0),))

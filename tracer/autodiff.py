@@ -73,7 +73,10 @@ def vjp_graph(graph: Graph, primals: Sequence[Any], active: Sequence[bool]):
         is_live = any(isinstance(a, Var) and a in live for a in eqn.invars)
         with source_of(eqn.source):
             if is_live and eqn.prim.vjp_fwd is not None:
-                outs, residuals[i] = eqn.prim.vjp_fwd(ins, **eqn.params)
+                extra = {}
+                if getattr(eqn.prim, "vjp_fwd_wants_live", False):  # custom_vjp checks its closure
+                    extra["live"] = tuple(isinstance(a, Var) and a in live for a in eqn.invars)
+                outs, residuals[i] = eqn.prim.vjp_fwd(ins, **extra, **eqn.params)
             else:
                 outs = bind(eqn.prim, *ins, **eqn.params)
                 outs = outs if eqn.prim.multiple_results else [outs]

@@ -13,8 +13,8 @@ user's rules instead:
   that rule, i.e. differentiates it in reverse with respect to its tangents (in
   which it is linear).
 
-Values the function closes over are treated as constants by the custom rules:
-pass anything that should be differentiated as an argument.
+Values the function closes over are constants to the custom rules; differentiating
+with respect to one raises TypeError: pass it as an argument instead.
 """
 from __future__ import annotations
 
@@ -126,8 +126,13 @@ def _custom_vjp_jvp(primals, tangents, *, call, **_):
                     f"define the rule with custom_jvp")
 
 
-def _custom_vjp_fwd(primals, *, call, fwd, bwd, num_captured):
-    return fwd(list(primals[:len(primals) - num_captured]))
+def _custom_vjp_fwd(primals, *, call, fwd, bwd, num_captured, live=()):
+    k = len(primals) - num_captured
+    if any(live[k:]):
+        raise TypeError(f"the custom_vjp function {call.name} closes over a value that is being "
+                        f"differentiated, which its bwd rule cannot give a cotangent; pass that "
+                        f"value as an argument instead")
+    return fwd(list(primals[:k]))
 
 
 def _custom_vjp_bwd(cts, primals, outs, *, residuals, call, fwd, bwd, num_captured):
@@ -145,6 +150,7 @@ def _custom_vjp_batch(args, dims, *, call, fwd, bwd, num_captured):
 
 custom_vjp_call_p.jvp = _custom_vjp_jvp
 custom_vjp_call_p.vjp_fwd = _custom_vjp_fwd
+custom_vjp_call_p.vjp_fwd_wants_live = True
 custom_vjp_call_p.vjp = _custom_vjp_bwd
 custom_vjp_call_p.batch = _custom_vjp_batch
 
@@ -233,7 +239,16 @@ def _custom_jvp_jvp(primals, tangents, *, call, jvp, num_captured):
     return jvp(list(primals[:k]), list(tangents[:k]))
 
 
-def _custom_jvp_vjp(cts, primals, outs, *, call, jvp, num_captured):
+def _custom_jvp_vjp_fwd(primals, *, call, jvp, num_captured, live=()):
+    """Reverse mode evaluates the function as usual; this only refuses closures over
+    differentiated values (their cotangent cannot come from the rule)."""
+    if any(live[len(primals) - num_captured:]):
+        raise TypeError(f"the custom_jvp function {call.name} closes over a value that is being "
+                        f"differentiated; pass it as an argument instead")
+    return custom_jvp_call_p.bind(*primals, call=call, jvp=jvp, num_captured=num_captured), None
+
+
+def _custom_jvp_vjp(cts, primals, outs, *, call, jvp, num_captured, residuals=None):
     """Transpose the (linear in the tangents) JVP rule by reverse-mode differentiating it."""
     from .autodiff import vjp_graph
     from .passes import dce
@@ -270,6 +285,8 @@ def _custom_jvp_batch(args, dims, *, call, jvp, num_captured):
 
 custom_jvp_call_p.jvp = _custom_jvp_jvp
 custom_jvp_call_p.vjp = _custom_jvp_vjp
+custom_jvp_call_p.vjp_fwd = _custom_jvp_vjp_fwd
+custom_jvp_call_p.vjp_fwd_wants_live = True
 custom_jvp_call_p.batch = _custom_jvp_batch
 
 

@@ -167,13 +167,9 @@ _PI = {32: (3.1415927410125732, -8.742277657347586e-08),
        64: (3.141592653589793, 1.2246467991473532e-16)}
 _PIO4 = {32: (0.7853981852531433, -2.1855694143368964e-08),
          64: (0.7853981633974483, 3.061616997868383e-17)}
-# pi/2 = C1 + C2 + C3 for the fma Cody-Waite reduction
-_PIO2_CW = {32: (1.5707963705062866, -4.371138828673793e-08,
-                 -1.7151245100058819e-15),
-            64: (1.5707963267948966, 6.123233995736766e-17,
-                 -1.4973849048591698e-33)}
-_TWO_OVER_PI = {32: (0.6366197466850281, 2.5682552973194106e-08),
-                64: (0.6366197723675814, -3.935735335036497e-17)}
+# pi/2 = C1 + C2 + C3 and 2/pi = hi + lo (doubles) for the trig reduction
+_PIO2_CW = (1.5707963267948966, 6.123233995736766e-17, -1.4973849048591698e-33)
+_TWO_OVER_PI = (0.6366197723675814, -3.935735335036497e-17)
 _TAN_PI8 = 0.41421356237309503
 _TAN_3PI8 = 2.414213562373095
 _TWOTHIRD = (0.6666666666666666, 3.700743415417188e-17)
@@ -550,7 +546,7 @@ def _f_log1p(c, x):
 
 
 def _trig_reduce(c, x):
-    """(q in 0..3 as int, rh, rl, finite) with x = (4m + q)*pi/2 + rh + rl.
+    """f64 x -> (q in 0..3 as int, rh, rl, finite), x = (4m + q)*pi/2 + rh + rl.
 
     fma Cody-Waite with pi/2 = C1 + C2 + C3: x - j*C1 is exact, j*C2 is
     subtracted error-free (two_prod + two_sum), so r = rh + rl carries ~2p
@@ -559,12 +555,12 @@ def _trig_reduce(c, x):
     finite = c.lt(c.fabs(x), float("inf"))
     xs = c.sel(finite, x, 0.0)
     # j = nearest integer to x*2/pi, from the product as a double-word
-    hi, lo = _TWO_OVER_PI[c.bits]
+    hi, lo = _TWO_OVER_PI
     ph = c.mul(xs, hi)
     pl = c.fma(xs, hi, c.neg(ph))
     j = c.rint(ph)
     j = c.add(j, c.rint(c.add(c.sub(ph, j), c.fma(xs, lo, pl))))
-    c1, c2, c3 = _PIO2_CW[c.bits]
+    c1, c2, c3 = _PIO2_CW
     r1 = c.fma(j, -c1, xs)
     ph = c.mul(j, c2)
     pl = c.fma(j, c2, c.neg(ph))
@@ -609,8 +605,8 @@ def _trig_reduce32(c, x):
     d = _Ctx(c.b, ir.DoubleType())
     finite = c.lt(c.fabs(x), float("inf"))
     xd = c.b.fpext(c.sel(finite, x, 0.0), d.ty)
-    j = d.rint(d.mul(xd, _TWO_OVER_PI[64][0]))
-    c1, c2, _ = _PIO2_CW[64]
+    j = d.rint(d.mul(xd, _TWO_OVER_PI[0]))
+    c1, c2, _ = _PIO2_CW
     r = d.fma(j, -c2, d.fma(j, -c1, xd))
     r = d.clamp(r, -0.7933, 0.7933)
     q = d.fma(d.floor(d.mul(j, 0.25)), -4.0, j)     # j mod 4, exact
@@ -772,24 +768,33 @@ def _f_erf(c, x):
 
 
 def _pow_log_dd(c, a):
-    """log(a) as a double-double (~2**-66 relative) for f64 a > 0 finite."""
+    """log(a) as a double-word (~2**-66 relative) for f64 a > 0 finite:
+    log(2**k m) = k ln2 + 2s + (2/3)s**3 + s**5 Q(s**2), s = f/(2+f), with
+    s, s**3 and the k ln2 sum carried as (hi, lo) pairs."""
     xs, kadj = _prescale_subnormal(c, a)
     k, f = _log_split(c, xs)
     k = c.add(k, kadj)
-    # s = f / (1 + m) = f / (2 + f) as double-double
+    # s = f / (1 + m): one division; the remainder is exact with fma
     m = c.add(f, 1.0)                                  # exact
     dh, dl = c.fast_two_sum(1.0, m)
-    sh = c.div(f, dh)
+    inv = c.div(1.0, dh)
+    sh = c.mul(f, inv)
     rem = c.fma(c.neg(sh), dh, f)
     rem = c.fma(c.neg(sh), dl, rem)
-    sl = c.div(rem, dh)
-    # log(m) = 2s + 2s^3/3 + s^5 Q(s^2)
-    s2h, s2l = c.dd_mul(sh, sl, sh, sl)
-    s3h, s3l = c.dd_mul(s2h, s2l, sh, sl)
-    t3h, t3l = c.dd_mul(s3h, s3l, _TWOTHIRD[0], _TWOTHIRD[1])
-    tail = c.mul(c.mul(s3h, s2h), c.poly(s2h, _LOG_Q64))
+    sl = c.mul(rem, inv)
+    # s**2 and s**3 as pairs (lower-order cross terms dropped: < 2**-100)
+    zh = c.mul(sh, sh)
+    zl = c.fma(sh, sh, c.neg(zh))
+    s3h = c.mul(zh, sh)
+    s3l = c.fma(zh, sh, c.neg(s3h))
+    s3l = c.fma(zl, sh, c.fma(c.mul(zh, 3.0), sl, s3l))
+    s3h, s3l = c.fast_two_sum(s3h, s3l)
+    t3h = c.mul(s3h, _TWOTHIRD[0])
+    t3l = c.fma(s3h, _TWOTHIRD[0], c.neg(t3h))
+    t3l = c.fma(s3h, _TWOTHIRD[1], c.fma(s3l, _TWOTHIRD[0], t3l))
     h1, l1 = c.fast_two_sum(c.mul(sh, 2.0), t3h)
-    lo = c.add(c.add(l1, c.mul(sl, 2.0)), c.add(t3l, tail))
+    lo = c.add(c.add(l1, c.mul(sl, 2.0)),
+               c.fma(c.mul(s3h, zh), c.poly(zh, _LOG_Q64), t3l))
     # + k*ln2 (ln2_hi has 32 bits: k*ln2_hi exact)
     kh = c.mul(k, _LN2_HI32[0])
     kl = c.mul(k, _LN2_HI32[1])

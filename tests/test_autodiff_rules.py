@@ -99,6 +99,15 @@ def _select(s, rng):
     return (lambda a, b: lax.select(pred, a, b)), [s, s]
 
 
+def _select_scalars(s, rng):
+    """A 0-d predicate with array operands, or an array predicate with a 0-d operand."""
+    if rng.integers(2):
+        pred = np.bool_(rng.random() < 0.5)
+        return (lambda a, b: lax.select(pred, a, b)), [s, s]
+    pred = rng.random(s) < 0.5
+    return (lambda a, b: lax.select(pred, a, b)), [(), s]
+
+
 def _slice(s, rng):
     if not s:
         return (lambda x: lax.slice(x, (1,), (5,), (2,))), [(5,)]
@@ -177,7 +186,7 @@ SPECS = [
     unary("is_finite", lambda x: lax.mul(x, _same(lax.is_finite(x), x))),
     *[binary(n, _cmp(f)) for n, f in [("eq", lax.eq), ("ne", lax.ne), ("lt", lax.lt),
                                       ("le", lax.le), ("gt", lax.gt), ("ge", lax.ge)]],
-    structural("select", _select),
+    structural("select", _select), structural("select", _select_scalars),
     unary("convert_element_type",
           lambda x: elementwise.convert_element_type_p.bind(x, new_dtype=np.dtype(F64), weak_type=False)),
     # structural (linear)

@@ -663,3 +663,19 @@ def test_one_hot():
           labels, dtype=I32)
     check(lambda v: nn.one_hot(v, 3), lambda v: (v[..., None] == np.arange(3)).astype(F32),
           np.array([0.0, 2.0, 1.5], F32))
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "max", "min", "ptp", "positive", "clip", "squeeze",
+                                  "transpose", "flip", "floor", "ceil", "round", "trunc", "exp",
+                                  "deg2rad", "nan_to_num", "nansum", "signbit", "mean", "abs"])
+@pytest.mark.parametrize("value,dtype", [(2.0, F32), (3, I32), (True, BOOL)])
+def test_eager_python_scalars_give_numpy_arrays(name, value, dtype):
+    try:
+        r = getattr(tnp, name)(value)
+    except (TypeError, ValueError):
+        return  # some functions refuse bools or ints, as numpy's do
+    assert isinstance(r, np.ndarray) and r.shape == ()
+    if name in ("exp", "deg2rad", "mean"):
+        dtype = F32
+    if dtype != BOOL and name != "signbit":
+        assert r.dtype == dtype, (name, r.dtype)

@@ -7,6 +7,7 @@ dtype promotion follows JAX (weak Python scalars; int / int -> float32).
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 from typing import Sequence
 
@@ -831,3 +832,22 @@ from ._math import (  # noqa: E402,F401
     array_equal, count_nonzero, nansum, nanmax, nanmin, nanmean, average, ptp, select, sort, argsort,
     median, percentile, quantile, cumprod, nonzero, flatnonzero, argwhere, unique)
 from . import linalg  # noqa: E402,F401
+
+
+def _eager_array(fn):
+    """Eager mode returns numpy arrays: a Python scalar passed through unchanged (e.g.
+    ``sum(2.0)``) comes back as a 0-d array of its default dtype."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        r = fn(*args, **kwargs)
+        if isinstance(r, np.generic):  # numpy scalars from operators on 0-d arrays
+            return np.asarray(r)
+        return asarray(r) if isinstance(r, (builtins.bool, builtins.int, builtins.float)) else r
+    return wrapped
+
+
+for _name in ("sum", "prod", "max", "min", "amax", "amin", "ptp", "positive", "clip", "squeeze",
+              "transpose", "flip", "floor", "ceil", "rint", "trunc", "round", "around", "deg2rad",
+              "rad2deg", "degrees", "radians", "signbit", "nan_to_num", "nansum", "nanmax", "nanmin"):
+    globals()[_name] = _eager_array(globals()[_name])
+del _name

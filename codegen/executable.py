@@ -8,6 +8,7 @@ compile time and kept alive by the executable.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -53,7 +54,7 @@ class Executable:
         nargs = len(graph.invars) + len(graph.constvars) + len(graph.outvars)
         if _ffi is not None:
             self._fn = _ffi.cast("int(*)(" + ", ".join(["void*"] * nargs) + ")", code.address)
-            self._ptr = _ffi.from_buffer
+            self._ptr = functools.partial(_ffi._backend.from_buffer, _ffi.BCharA)  # skips a Python layer
             self._const_ptrs = [_ffi.from_buffer(c) for c in self.consts]
         else:  # pragma: no cover
             import ctypes
@@ -62,6 +63,34 @@ class Executable:
             self._ptr = lambda a: a.ctypes.data
             self._const_ptrs = [c.ctypes.data for c in self.consts]
         self._asm = None
+        self.call = self._make_caller()
+
+    def _make_caller(self):
+        """A function of exactly the graph's inputs, generated for this arity, that
+        checks layouts, allocates the outputs and calls the machine code: the fewest
+        Python operations per call (see docs/performance.md for the figure)."""
+        nin, nout = len(self.in_avals), len(self.out_avals)
+        env = {"fn": self._fn, "fb": self._ptr, "fix": _contiguous, "empty": np.empty,
+               "oom": self._oom}
+        ins = [f"a{i}" for i in range(nin)]
+        lines = [f"def call({', '.join(ins)}):"]
+        for i, av in enumerate(self.in_avals):
+            env[f"d{i}"] = av.dtype
+            lines.append(f"    if a{i}.dtype != d{i} or not a{i}.flags.carray: a{i} = fix(a{i}, d{i})")
+        for j, av in enumerate(self.out_avals):
+            env[f"s{j}"], env[f"e{j}"] = av.shape, av.dtype
+            lines.append(f"    o{j} = empty(s{j}, e{j})")
+        for k, c in enumerate(self._const_ptrs):
+            env[f"c{k}"] = c
+        args = [f"fb(a{i})" for i in range(nin)] + [f"c{k}" for k in range(len(self._const_ptrs))] + \
+            [f"fb(o{j})" for j in range(nout)]
+        lines.append(f"    if fn({', '.join(args)}): oom()")
+        lines.append(f"    return [{', '.join(f'o{j}' for j in range(nout))}]")
+        exec("\n".join(lines), env)
+        return env["call"]
+
+    def _oom(self):
+        raise MemoryError(f"compiled function {self.name}: could not allocate its scratch memory")
 
     @property
     def assembly(self) -> str:
@@ -71,10 +100,7 @@ class Executable:
 
     def __call__(self, *args: np.ndarray) -> list[np.ndarray]:
         """Run on arrays whose shapes and dtypes match the graph's inputs."""
-        ptr = self._ptr
-        ins = [ptr(_contiguous(a, av.dtype)) for a, av in zip(args, self.in_avals)]
-        outs = [np.empty(av.shape, av.dtype) for av in self.out_avals]
-        rc = self._fn(*ins, *self._const_ptrs, *[ptr(o) for o in outs])
-        if rc != 0:
-            raise MemoryError(f"compiled function {self.name}: could not allocate its scratch memory")
-        return outs
+        if len(args) != len(self.in_avals):
+            raise TypeError(f"compiled function {self.name} takes {len(self.in_avals)} arrays, "
+                            f"got {len(args)}")
+        return self.call(*[np.asarray(a) for a in args])

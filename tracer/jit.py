@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import core
+from . import core, dtypes
 from . import debug as _debug
 from .api import fun_name, trace
 from .core import Tracer, concrete_aval
@@ -59,6 +59,10 @@ class Compiled:
         self.lowered = lowered
         self.executable = Executable(lowered.optimized_graph, lowered.name)
         self._in_avals = [v.aval for v in lowered.optimized_graph.invars]
+        tree = lowered.out_tree
+        single = tree_flatten(0)[1]
+        self.unflatten = (lambda outs: outs[0]) if tree == single else \
+            (lambda outs: tree_unflatten(tree, outs))
 
     def call_flat(self, leaves: Sequence[Any]) -> list[np.ndarray]:
         if self.lowered.backend == "cuda":  # device arrays pass through, results stay on the GPU
@@ -171,6 +175,7 @@ class Jitted:
         self.trace_count = 0
         self.compile_count = 0
         self._cache: dict = {}
+        self._fast: dict = {}  # ((shape, dtype), ...) -> Compiled, for all-ndarray calls
         functools.update_wrapper(self, fun)
 
     def _norm_static(self, nargs: int) -> frozenset:
@@ -202,6 +207,18 @@ class Jitted:
         return Lowered(self.fun, args, static, self.backend)
 
     def __call__(self, *args):
+        # fast path: every argument a numpy array of a supported dtype, no static args
+        # (config._values: the attribute hook on config costs a microsecond per call)
+        if self._fast and not core._STACK and not _debug.config._values.get("debug_nans"):
+            key = []
+            for a in args:
+                if type(a) is not np.ndarray:
+                    break
+                key.append((a.shape, a.dtype.num))
+            else:
+                fast = self._fast.get(tuple(key))
+                if fast is not None:
+                    return fast.unflatten(fast.executable.call(*args))
         if core._STACK or any(isinstance(x, Tracer) for x in tree_flatten(list(args))[0]):
             return self.fun(*args)  # inside another trace: inline
         key, static, leaves = self._key(args)
@@ -212,6 +229,9 @@ class Jitted:
             entry = lw.compile()
             self.compile_count += 1
             self._cache[key] = entry
+            if self.backend == "cpu" and not static and all(
+                    type(a) is np.ndarray and a.dtype in dtypes.SUPPORTED for a in args):
+                self._fast[tuple((a.shape, a.dtype.num) for a in args)] = entry
         outs = entry.call_flat(leaves)
         if _debug.config.debug_nans:  # re-run in the interpreter to name a NaN's equation
             _debug.check_outputs(entry.lowered.graph, leaves, outs)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import dtypes
-from .ad_util import Zero, is_zero
+from .ad_util import Zero, is_zero, known_fill
 from .autodiff import jvp_graph, vjp_graph
 from .core import Tracer, concrete_aval, eval_graph, get_aval, trace_flat
 from .ir import Graph, ShapedArray
@@ -253,10 +253,16 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
                 raise ValueError(f"vjp_fun: cotangent of shape {abstractify(c).shape} for an output "
                                  f"of shape {get_aval(o).shape}")
 
+        # concrete all-zero cotangents (e.g. jacrev's rows for the other outputs) are
+        # symbolic zeros: the backward pass skips them instead of multiplying zeros through
+        zero = [not isinstance(c, Tracer) and known_fill(c) == 0 for c in ct_leaves]
+
         def pull(*cs):
-            cts = [_as_ct(c, o) for c, o in zip(cs, out_leaves)] + [None] * (len(outs) - n_main)
+            it = iter(cs)
+            cts = [None if z else _as_ct(next(it), o) for z, o in zip(zero, out_leaves)]
+            cts += [None] * (len(outs) - n_main)
             return [_zeros_for(x) if is_zero(c) else c for c, x in zip(backward(cts), leaves)]
-        res = _staged(pull, ct_leaves, f"vjp_{fun_name(fun)}")
+        res = _staged(pull, [c for c, z in zip(ct_leaves, zero) if not z], f"vjp_{fun_name(fun)}")
         grads, pos = [], 0
         for p in primals:
             pl, pt = tree_flatten(p)
@@ -294,8 +300,8 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
         pa, ta = abstractify(p), abstractify(tn)
         if pa.shape != ta.shape:
             raise ValueError(f"jvp: tangent shape {ta.shape} differs from primal shape {pa.shape}")
-        if not dtypes.is_float(pa.dtype):
-            ts.append(Zero(pa))
+        if not dtypes.is_float(pa.dtype) or (not isinstance(tn, Tracer) and known_fill(tn) == 0):
+            ts.append(Zero(pa.strip_weak()))  # integer primal, or an all-zero tangent
             continue
         if isinstance(tn, Tracer):
             from . import lax

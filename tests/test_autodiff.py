@@ -121,6 +121,17 @@ def test_jacfwd_equals_jacrev_on_random_programs(prog, seed):
     np.testing.assert_allclose(jf, fd_jac(f, x), rtol=1e-4, atol=1e-4 * max(1, np.abs(jf).max()))
 
 
+@settings(max_examples=8)
+@given(prog=programs(), seed=st.integers(0, 2**31 - 1))
+def test_hessians_of_random_programs_are_symmetric_and_agree(prog, seed):
+    x = np.random.default_rng(seed).uniform(-1.5, 1.5, 4)
+    f = lambda v: tnp.sum(tnp.sin(run_program(prog, v)))  # noqa: E731
+    H = tr.hessian(f)(x)
+    np.testing.assert_allclose(H, H.T, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(H, tr.jacrev(tr.grad(f))(x), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(H, fd_jac(tr.grad(f), x), rtol=1e-4, atol=1e-4 * max(1, np.abs(H).max()))
+
+
 def _scalar_fn(x):
     A = np.array([[1.0, 0.5, -0.2], [0.3, 2.0, 0.1], [-0.4, 0.0, 1.5]])
     return tnp.sum(tnp.sin(x) * x[::-1]) + x @ A @ x + tnp.log(tnp.sum(tnp.exp(x)))

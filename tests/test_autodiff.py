@@ -12,7 +12,6 @@ from hypothesis import given, settings, strategies as st
 
 import tracer as tr
 import tracer.numpy as tnp
-from tracer import lax
 
 F64 = np.float64
 

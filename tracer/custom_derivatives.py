@@ -19,12 +19,10 @@ with respect to one raises TypeError: pass it as an argument instead.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
-
-import numpy as np
+from typing import Callable, Sequence
 
 from . import dtypes
-from .ad_util import Zero, instantiate, is_zero
+from .ad_util import instantiate, is_zero
 from .core import Primitive, Tracer, eval_graph, get_aval, trace_flat
 from .ir import ShapedArray
 from .pytree import tree_flatten, tree_map, tree_unflatten

@@ -223,7 +223,7 @@ TRIG_LIMIT = {F32: 2.0 ** 44, F64: 2.0 ** 53}
 # that accuracy regressions are caught.
 TOL = {
     "exp": 1.5, "exp2": 1.5, "expm1": 2.5, "log": 1.5, "log2": 2.0,
-    "log1p": 1.5, "sin": 1.5, "cos": 1.5, "tan": 3.0, "tanh": 3.0,
+    "log1p": 1.5, "sin": 1.5, "cos": 1.5, "tan": 3.0, "tanh": 2.0,
     "logistic": 3.0, "atan": 2.5, "atan2": 2.5, "pow": 1.5, "erf": 1.5,
     "sqrt": 0.51, "rsqrt": 2.0,
 }
@@ -329,6 +329,8 @@ def _accurate(name, dtype, x):
 @pytest.mark.parametrize("name", UNARY)
 def test_unary_grid(name, dtype):
     x = unary_inputs(name, dtype)
+    if name == "erf" and dtype is F64:
+        x = x[::4]                      # the mpmath oracle is slow
     got = kernel(name, dtype)(x)
     ref = reference(name, dtype, x)
     acc = _accurate(name, dtype, x)
@@ -395,7 +397,7 @@ def _floats(dtype):
                      allow_infinity=True, allow_subnormal=True)
 
 
-_HYP = settings(max_examples=25, deadline=None, derandomize=True,
+_HYP = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
 
 

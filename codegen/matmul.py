@@ -19,9 +19,10 @@ from llvmlite import ir
 from . import scalar as S
 from .loops import NUW, c64, for_range
 
-MR = 4          # rows of the register tile
+MR = 8          # rows of the register tile
 NV = 2          # vectors of the register tile per row
 NC = 256        # column panel (elements)
+KC = 256        # block of the contraction dimension
 
 
 def _lanes(dt) -> int:
@@ -91,57 +92,87 @@ def _ld(b, buf, lin, t):
 
 
 def _tiled(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt):
-    """The register-blocked part: rows [0, Mt), columns [0, Nt)."""
+    """The register-blocked part: rows [0, Mt), columns [0, Nt), K in blocks of KC
+    (full blocks in a loop, then the remainder)."""
+    from tracer.ir import ShapedArray
+    b = fl.b
+    full, rest = divmod(K, KC)
+    packed, off, nbytes = fl.scratch(ShapedArray((min(K, KC) * min(NC, Nt),), dt))
+    if full:
+        for_range(b, full, lambda kb: _tile_pass(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt,
+                                                 b.mul(kb, c64(KC), flags=NUW), KC, packed))
+    if rest:
+        _tile_pass(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt, c64(full * KC), rest, packed)
+    fl.arena.free(off, nbytes)
+
+
+def _tile_pass(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt, k_start, klen, packed):
+    """C[:Mt, :Nt] += A[:Mt, k_start:k_start+klen] @ B[k_start:k_start+klen, :Nt]. Each
+    column panel of this block of B is first copied to ``packed`` as [NC/W][klen][W], so
+    the micro-kernel streams contiguous memory (rows of B a power of two apart would
+    alias in the cache)."""
     b = fl.b
     t = S.llvm_type(dt)
     L = _lanes(dt)
     vt = ir.VectorType(t, L)
     W = L * NV
-    fma = fl.module.globals.get(f"llvm.fma.v{L}{'f32' if dt.itemsize == 4 else 'f64'}")
-    if fma is None:
-        fma = ir.Function(fl.module, ir.FunctionType(vt, [vt, vt, vt]),
-                          name=f"llvm.fma.v{L}{'f32' if dt.itemsize == 4 else 'f64'}")
-    zvec = ir.Constant(vt, [0.0] * L)
+    name = f"llvm.fma.v{L}{'f32' if dt.itemsize == 4 else 'f64'}"
+    fma = fl.module.globals.get(name) or ir.Function(fl.module, ir.FunctionType(vt, [vt, vt, vt]), name=name)
     undef = ir.Constant(vt, None)
     mask = ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L)
     accs = [[fl.alloca(vt) for _ in range(NV)] for _ in range(MR)]
 
+    def add(*xs):
+        r = xs[0]
+        for x in xs[1:]:
+            r = b.add(r, x, flags=NUW)
+        return r
+
     def panel(jp):
         j_start = b.mul(jp, c64(NC), flags=NUW)
-        npanel = -(-Nt // NC)
+
+        def pack_tile(jb):
+            j = add(j_start, b.mul(jb, c64(W), flags=NUW))
+            with b.if_then(b.icmp_signed("<", j, c64(Nt))):
+                def pack_row(kk):
+                    src = add(b0, b.mul(add(k_start, kk), c64(N), flags=NUW), j)
+                    dst = b.mul(add(b.mul(jb, c64(klen), flags=NUW), kk), c64(W), flags=NUW)
+                    for v in range(NV):
+                        val = b.load(A_addr(b, Bm, add(src, c64(v * L)), t), typ=vt, align=dt.itemsize)
+                        b.store(val, A_addr(b, packed, add(dst, c64(v * L)), t), align=dt.itemsize)
+                for_range(b, klen, pack_row)
+        for_range(b, -(-min(NC, Nt) // W), pack_tile)
 
         def rows(ib):
             i0 = b.mul(ib, c64(MR), flags=NUW)
 
             def cols(jb):
-                j = b.add(j_start, b.mul(jb, c64(W), flags=NUW), flags=NUW)
-                # columns of this panel past Nt are skipped
-                inside = b.icmp_signed("<", j, c64(Nt))
-                with b.if_then(inside):
-                    for r in range(MR):
+                j = add(j_start, b.mul(jb, c64(W), flags=NUW))
+                with b.if_then(b.icmp_signed("<", j, c64(Nt))):  # the last panel may be short
+                    crows = [add(c0, b.mul(add(i0, c64(r)), c64(N), flags=NUW), j) for r in range(MR)]
+                    arows = [add(a0, b.mul(add(i0, c64(r)), c64(K), flags=NUW), k_start) for r in range(MR)]
+                    for r in range(MR):  # C was zeroed; each block of K adds to it
                         for v in range(NV):
-                            b.store(zvec, accs[r][v])
+                            cp = A_addr(b, C, add(crows[r], c64(v * L)), t)
+                            b.store(b.load(cp, typ=vt, align=dt.itemsize), accs[r][v])
 
-                    def kstep(k):
-                        brow = b.add(b0, b.add(b.mul(k, c64(N), flags=NUW), j, flags=NUW), flags=NUW)
-                        bvs = [b.load(A_addr(b, Bm, b.add(brow, c64(v * L), flags=NUW), t), typ=vt, align=dt.itemsize)
+                    pbase = b.mul(jb, c64(klen * W), flags=NUW)
+
+                    def kstep(kk):
+                        brow = add(pbase, b.mul(kk, c64(W), flags=NUW))
+                        bvs = [b.load(A_addr(b, packed, add(brow, c64(v * L)), t), typ=vt, align=dt.itemsize)
                                for v in range(NV)]
                         for r in range(MR):
-                            ai = b.add(a0, b.add(b.mul(b.add(i0, c64(r), flags=NUW), c64(K), flags=NUW), k,
-                                                 flags=NUW), flags=NUW)
-                            a = _ld(b, A, ai, t)
+                            a = _ld(b, A, add(arows[r], kk), t)
                             av = b.shuffle_vector(b.insert_element(undef, a, ir.Constant(ir.IntType(32), 0)),
                                                   undef, mask)
                             for v in range(NV):
                                 b.store(b.call(fma, [av, bvs[v], b.load(accs[r][v], typ=vt)]), accs[r][v])
-                    for_range(b, K, kstep)
+                    for_range(b, klen, kstep)
                     for r in range(MR):
-                        crow = b.add(c0, b.add(b.mul(b.add(i0, c64(r), flags=NUW), c64(N), flags=NUW), j,
-                                               flags=NUW), flags=NUW)
                         for v in range(NV):
                             b.store(b.load(accs[r][v], typ=vt),
-                                    A_addr(b, C, b.add(crow, c64(v * L), flags=NUW), t), align=dt.itemsize)
+                                    A_addr(b, C, add(crows[r], c64(v * L)), t), align=dt.itemsize)
             for_range(b, -(-min(NC, Nt) // W), cols)
         for_range(b, Mt // MR, rows)
-        del npanel
     for_range(b, -(-Nt // NC), panel)

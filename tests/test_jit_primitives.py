@@ -247,7 +247,7 @@ def test_dot_general(data):
     check(lambda p, q: lax.dot_general(p, q, (((0, 2), (0, 2)), ((), ()))), x, y, rtol=1e-5)
 
 
-@pytest.mark.parametrize("m,k,n", [(37, 29, 70), (64, 64, 64), (5, 1, 33), (8, 40, 100)])
+@pytest.mark.parametrize("m,k,n", [(37, 29, 70), (64, 64, 64), (5, 1, 33), (8, 40, 100), (19, 600, 290)])
 @pytest.mark.parametrize("dt", ["float32", "float64"])
 def test_matmul_tiles_and_edges(m, k, n, dt):
     rng = np.random.default_rng(0)

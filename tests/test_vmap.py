@@ -16,7 +16,8 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import tracer as tr
-from tracer import core, lax
+import tracer.numpy as tnp
+from tracer import control_flow, core, lax
 from tracer.primitives import elementwise, indexing, linalg, reductions, shape
 
 F64, F32, I32, I64, BOOL = np.float64, np.float32, np.int32, np.int64, np.bool_
@@ -301,6 +302,39 @@ def _(draw):
     combine = draw(st.sampled_from(["set", "set", "mul", "min", "max"]))
     return (lambda x, i, u: lax.scatter(x, i, u, axes, mode, combine)), [Arg(s), idx, Arg(us)]
 
+# ---------------------------------------------------------------- control flow (rules in tracer/control_flow.py)
+
+
+@case("cond")
+def _(draw):
+    s = draw(shapes())
+
+    def f(x, y):  # a batched x gives a batched predicate: both branches run, then select
+        return tr.cond(tnp.sum(x) > 0, lambda a, b: tnp.sin(a) * b, lambda a, b: a - b, x, y)
+    return f, [Arg(s), Arg(s)]
+
+
+@case("while")
+def _(draw):
+    s = draw(shapes())
+
+    def f(x, step):  # members finish after different numbers of iterations
+        v, n = tr.while_loop(lambda c: tnp.sum(c[0]) < 10.0,
+                             lambda c: (c[0] * 1.5 + step, c[1] + 1), (x, 0))
+        return v * n
+    return f, [Arg(s, F64, "positive"), Arg((), F64, "positive")]
+
+
+@case("scan")
+def _(draw):
+    s, n = draw(shapes()), draw(st.integers(1, 3))
+    reverse = draw(st.booleans())
+
+    def f(c0, xs):
+        c, ys = tr.scan(lambda c, a: (c * a + 1.0, c - a), c0, xs, reverse=reverse)
+        return tnp.sum(ys, axis=0) + c
+    return f, [Arg(s, F64, "small"), Arg((n,) + s, F64, "small")]
+
 # ---------------------------------------------------------------- the checker
 
 
@@ -360,7 +394,7 @@ def test_vmap_matches_loop(c):
 
 
 def _table_primitives():
-    mods = (elementwise, shape, reductions, linalg, indexing)
+    mods = (elementwise, shape, reductions, linalg, indexing, control_flow)
     return {p.name for m in mods for p in vars(m).values() if isinstance(p, core.Primitive)}
 
 

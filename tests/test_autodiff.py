@@ -529,3 +529,12 @@ def test_custom_rules_refuse_to_differentiate_closed_over_values():
             tr.grad(lambda w, x: loss(w, x)[k])(w, x)  # w is differentiated: refused
     with pytest.raises(TypeError, match="closes over a value"):
         tr.jvp(lambda w: loss(w, x)[1], (w,), (F64(1.0),))
+
+
+def test_stop_gradient_on_pytrees():
+    def f(p):
+        q = tr.stop_gradient(p)
+        return tnp.sum(q["a"] * p["a"]) + q["b"] * p["b"]
+    g = tr.grad(f)({"a": np.array([1.0, 2.0]), "b": F64(3.0)})
+    np.testing.assert_allclose(g["a"], [1.0, 2.0])
+    np.testing.assert_allclose(g["b"], 3.0)

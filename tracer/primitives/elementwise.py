@@ -512,5 +512,6 @@ nondifferentiable(stop_gradient_p)
 
 
 def stop_gradient(x):
-    """The identity whose derivative is zero."""
-    return stop_gradient_p.bind(x) if is_tracer(x) else x
+    """The identity whose derivative is zero (applied to every leaf of a pytree)."""
+    from ..pytree import tree_map
+    return tree_map(lambda v: stop_gradient_p.bind(v) if is_tracer(v) else v, x)

@@ -538,3 +538,13 @@ def test_stop_gradient_on_pytrees():
     g = tr.grad(f)({"a": np.array([1.0, 2.0]), "b": F64(3.0)})
     np.testing.assert_allclose(g["a"], [1.0, 2.0])
     np.testing.assert_allclose(g["b"], 3.0)
+
+
+def test_gradients_do_not_alias_inputs_or_constants():
+    c, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    g = tr.grad(lambda x: tnp.sum(x * c))(np.zeros(2))
+    gx = tr.grad(lambda x, y: tnp.sum(x * y))(np.zeros(2), y)
+    g *= 10.0
+    gx *= 10.0
+    np.testing.assert_array_equal(c, [1.0, 2.0])
+    np.testing.assert_array_equal(y, [3.0, 4.0])

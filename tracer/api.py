@@ -150,8 +150,13 @@ def _staged(fn: Callable, leaves: Sequence[Any], name: str) -> list:
     evaluating the graph: with numpy leaves this computes the result, with tracers
     it re-binds the pruned graph on their trace."""
     graph, captured = trace_flat(fn, [abstractify(x) for x in leaves], name)
-    outs = eval_graph(dce(graph), list(leaves) + captured)
-    return [o if isinstance(o, Tracer) else np.asarray(o) for o in outs]
+    graph = dce(graph)
+    outs = eval_graph(graph, list(leaves) + captured)
+    # an output may be a graph constant or an argument itself (d/dx sum(x * c) is c):
+    # copy those, so the caller never receives an alias of its own arrays
+    shared = {id(v) for v in list(leaves) + graph.constvals}
+    return [o if isinstance(o, Tracer) else np.array(o) if id(o) in shared else np.asarray(o)
+            for o in outs]
 
 
 def _split_aux(out, has_aux: bool, what: str):

@@ -43,25 +43,28 @@ def _unbroadcast(ct, aval: ShapedArray):
 # ---------------------------------------------------------------- batching
 
 def elementwise_batch(prim):
+    """The result keeps the batch axis of the first batched operand of the full
+    per-example shape (so a chain of elementwise ops batched along any axis needs no
+    transposes); other operands are moved or broadcast to match, except unbatched 0-d
+    operands, which stay scalars."""
     def rule(args, dims, **params):
         from .shape import broadcast_in_dim, moveaxis
         size = next(get_aval(a).shape[d] for a, d in zip(args, dims) if d is not None)
         shapes = [get_aval(a).shape if d is None else
                   get_aval(a).shape[:d] + get_aval(a).shape[d + 1:] for a, d in zip(args, dims)]
         example = next((s for s in shapes if s != ()), ())
+        out_d = next((d for d, s in zip(dims, shapes) if d is not None and s == example), 0)
+        full = example[:out_d] + (size,) + example[out_d:]
+        rest = tuple(i for i in range(len(full)) if i != out_d)
         new = []
         for a, d, s in zip(args, dims, shapes):
             if d is None:
-                if s == ():
-                    new.append(a)
-                    continue
-                new.append(broadcast_in_dim(a, (size,) + example, tuple(range(1, len(example) + 1))))
-            else:
-                a = moveaxis(a, d, 0)
-                if s == () and example != ():
-                    a = broadcast_in_dim(a, (size,) + example, (0,))
-                new.append(a)
-        return prim.bind(*new, **params), 0
+                new.append(a if s == () else broadcast_in_dim(a, full, rest))
+            elif s == example:
+                new.append(moveaxis(a, d, out_d))
+            else:  # a batched 0-d operand among larger ones
+                new.append(broadcast_in_dim(a, full, (out_d,)))
+        return prim.bind(*new, **params), out_d
     return rule
 
 

@@ -97,7 +97,8 @@ NUMPY = {
     "log2": np.log2, "log1p": np.log1p, "sin": np.sin, "cos": np.cos,
     "tan": np.tan, "tanh": np.tanh, "atan": np.arctan,
     "sqrt": np.sqrt,
-    "logistic": lambda x, out: np.divide(1, np.add(1, np.exp(np.negative(x, out=out), out=out), out=out), out=out),
+    "logistic": lambda x, out: np.divide(
+        1, np.add(1, np.exp(np.negative(x, out=out), out=out), out=out), out=out),
     "rsqrt": lambda x, out: np.divide(1, np.sqrt(x, out=out), out=out),
     "atan2": lambda x, y, out: np.arctan2(x, y, out=out),
     "pow": lambda x, y, out: np.power(x, y, out=out),

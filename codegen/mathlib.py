@@ -5,8 +5,8 @@ the x86 back end, so a loop that uses them never runs in SIMD.  This module
 emits our own polynomial approximations with range reduction (in the style of
 Cephes / fdlibm / SLEEF / XLA's CPU back end) as plain LLVM IR: no branches,
 no calls except intrinsics that lower to single instructions (``llvm.fma``,
-``llvm.rint``, ``llvm.floor``, ``llvm.trunc``, ``llvm.fabs``,
-``llvm.copysign``, ``llvm.minnum``/``maxnum``, ``llvm.sqrt``).  Special cases
+``llvm.rint``, ``llvm.floor``, ``llvm.fabs``, ``llvm.copysign``,
+``llvm.minnum``/``maxnum``, ``llvm.sqrt``).  Special cases
 (NaN, +-inf, +-0, subnormals, overflow) are fixed up with ``select``.  No
 fast-math flags are used anywhere (``nnan``/``ninf`` would break the special
 cases, and the double-double code in ``pow`` relies on exact IEEE rounding).
@@ -253,9 +253,6 @@ class _Ctx:
     def floor(self, a):
         return self.call("llvm.floor", a)
 
-    def trunc(self, a):
-        return self.call("llvm.trunc", a)
-
     def rint(self, a):
         return self.call("llvm.rint", a)
 
@@ -272,9 +269,6 @@ class _Ctx:
     # -- comparisons and selects ---------------------------------------------
     def lt(self, a, b):
         return self.b.fcmp_ordered("<", self.v(a), self.v(b))
-
-    def le(self, a, b):
-        return self.b.fcmp_ordered("<=", self.v(a), self.v(b))
 
     def gt(self, a, b):
         return self.b.fcmp_ordered(">", self.v(a), self.v(b))
@@ -376,23 +370,18 @@ class _Ctx:
             coeffs.append(val)
         return self.poly(t, coeffs)
 
-    # -- double-double helpers (exact IEEE ops required) ---------------------
+    # -- double-word helpers (exact IEEE ops required) -----------------------
     def two_sum(self, a, b):
+        """(s, e) with s = fl(a + b), s + e = a + b exactly (Knuth)."""
         s = self.add(a, b)
         bb = self.sub(s, a)
         err = self.add(self.sub(a, self.sub(s, bb)), self.sub(b, bb))
         return s, err
 
     def fast_two_sum(self, a, b):
-        """|a| >= |b| (or a's exponent >= b's)."""
+        """two_sum for |a| >= |b| (or a's exponent >= b's) (Dekker)."""
         s = self.add(a, b)
         return s, self.sub(b, self.sub(s, a))
-
-    def dd_mul(self, ah, al, bh, bl):
-        p = self.mul(ah, bh)
-        e = self.fma(ah, bh, self.neg(p))
-        e = self.add(e, self.add(self.mul(ah, bl), self.mul(al, bh)))
-        return self.fast_two_sum(p, e)
 
 
 # --------------------------------------------------------------------------

@@ -288,6 +288,7 @@ def special_values(dtype):
 
 
 def binary_inputs(name, dtype, n=300000, seed=1):
+    """(first, second) argument arrays for atan2(y, x) / pow(x, y)."""
     rng = np.random.default_rng(seed)
     info = np.finfo(dtype)
     lo = np.log2(float(info.smallest_subnormal))
@@ -316,8 +317,10 @@ def binary_inputs(name, dtype, n=300000, seed=1):
 
 
 def _accurate(name, dtype, x):
+    """Mask of arguments where the ulp bound applies (all but huge trig)."""
     if name in TRIG:
-        return np.abs(x.astype(np.float64)) < TRIG_LIMIT[dtype]
+        with np.errstate(invalid="ignore"):
+            return np.abs(x.astype(np.float64)) < TRIG_LIMIT[dtype]
     return np.ones(x.shape, bool)
 
 
@@ -347,9 +350,8 @@ def test_unary_grid(name, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name", BINARY)
 def test_binary_grid(name, dtype):
-    y, x = binary_inputs(name, dtype)
-    args = (y, x) if name == "atan2" else (y, x)
-    err, where = max_ulp(name, dtype, *args)
+    a, b = binary_inputs(name, dtype)
+    err, where = max_ulp(name, dtype, a, b)
     assert err <= TOL[name], (name, where, err)
 
 
@@ -358,8 +360,10 @@ def test_binary_grid(name, dtype):
 def test_unary_special_values(name, dtype):
     x = special_values(dtype)
     got = kernel(name, dtype)(x)
-    ref = reference(name, dtype, x).astype(dtype)
-    err = ulp_errors(got, reference(name, dtype, x), dtype)
+    ref_w = reference(name, dtype, x)
+    with np.errstate(over="ignore"):
+        ref = ref_w.astype(dtype)
+    err = ulp_errors(got, ref_w, dtype)
     ok = (err <= TOL[name]) | ~(_accurate(name, dtype, x) | ~np.isfinite(x))
     assert np.all(ok), list(zip(x, got, ref, err))
     # exact special results (inf, nan, signed zero) as numpy

@@ -232,3 +232,28 @@ def test_jit_of_per_example_grads():
     xs, ys = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
     per_ex = tr.vmap(tr.grad(loss), in_axes=(None, None, 0, 0))
     np.testing.assert_allclose(jit(per_ex)(w, b, xs, ys), per_ex(w, b, xs, ys), rtol=1e-10)
+
+# ---------------------------------------------------------------- tnp / nn programs
+
+
+TNP_PROGRAMS = {
+    "softmax": lambda x: tr.nn.softmax(x, axis=-1),
+    "logsumexp": lambda x: tr.nn.logsumexp(x, axis=0),
+    "einsum": lambda x: tnp.einsum("ij,jk->ik", x, x.T),
+    "var": lambda x: tnp.var(x, axis=1),
+    "where": lambda x: tnp.where(x > 0, x, -x * 2),
+    "one_hot_argmax": lambda x: tr.nn.one_hot(tnp.argmax(x, axis=1), 5),
+    "index_by_traced_int": lambda x: x[tnp.argmax(x[:, 0])],
+    "at_max": lambda x: x.at[1:, 2].max(0.0),
+    "swap_matmul": lambda x: tnp.swapaxes(x, 0, 1)[::-1] @ x,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TNP_PROGRAMS))
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_vmap_of_tnp_programs_matches_loop(name, axis):
+    f = TNP_PROGRAMS[name]
+    x = rng.standard_normal((4, 3, 5))
+    got = tr.vmap(f, in_axes=axis)(x)
+    want = np.stack([core.interpret(tr.make_ir(f)(m), [m])[0] for m in np.moveaxis(x, axis, 0)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

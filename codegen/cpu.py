@@ -332,6 +332,10 @@ class FunctionLowering:
         return out
 
 
+_REMAP = {"reshape", "transpose", "rev", "slice", "broadcast_in_dim", "convert_element_type",
+          "stop_gradient"}
+
+
 def _plan(graph: Graph):
     """Which elemental values get a buffer, and the ordered list of kernels (equations
     whose outputs are written to buffers)."""
@@ -343,13 +347,20 @@ def _plan(graph: Graph):
     outs = {v for v in graph.outvars if isinstance(v, Var)}
     producer = {v: e for e in graph.eqns for v in e.outvars}
 
+    cheap_memo: dict = {}
+
     def trivial(v) -> bool:
+        """Cheap to recompute at every use: a buffer, a 0-d value, an iota, or index
+        remapping (reshape, transpose, ...) of cheap values."""
+        if not isinstance(v, Var):
+            return True
         e = producer.get(v)
-        if e is None or v.aval.shape == ():
+        if e is None or v.aval.shape == () or v in materialise or LOWERINGS[e.prim.name].kind == "kernel":
             return True
-        if e.prim.name == "iota":
-            return True
-        return e.prim.name == "broadcast_in_dim" and e.invars[0].aval.shape == ()
+        if v not in cheap_memo:
+            cheap_memo[v] = e.prim.name == "iota" or (e.prim.name in _REMAP and all(
+                trivial(a) for a in e.invars))
+        return cheap_memo[v]
 
     materialise = set()
     kernels = []
@@ -379,8 +390,9 @@ def _symbol(name: str) -> str:
     return s if not s[0].isdigit() else "f_" + s
 
 
-def lower(graph: Graph, name: str) -> str:
-    """LLVM IR text of the function ``name`` computing ``graph`` (see module doc)."""
+def lower(graph: Graph, name: str, info: dict | None = None) -> str:
+    """LLVM IR text of the function ``name`` computing ``graph`` (see module doc).
+    ``info``, when given, receives ``scratch_bytes``: the size of the planned arena."""
     fl = FunctionLowering(graph, _symbol(name))
     args = list(fl.fn.args)
     nin, nc = len(graph.invars), len(graph.constvars)
@@ -399,6 +411,8 @@ def lower(graph: Graph, name: str) -> str:
     fail = fl.fn.append_basic_block("oom")
     ir.IRBuilder(fail).ret(ir.Constant(I32, 1))
     size = fl.arena.top
+    if info is not None:
+        info["scratch_bytes"] = size
     fl.arena_size.initializer = c64(size)
     isnull = ab.icmp_unsigned("==", aa, ir.Constant(PTR, None))
     ab.cbranch(ab.and_(isnull, ir.Constant(I1, 1 if size > 0 else 0)), fail, fl.fn.blocks[1])

@@ -41,7 +41,9 @@ class Executable:
     def __init__(self, graph: Graph, name: str | None = None):
         self.graph = graph
         self.name = _symbol(name or graph.name)
-        self.llvm_ir = lower(graph, self.name)
+        info: dict = {}
+        self.llvm_ir = lower(graph, self.name, info)
+        self.scratch_bytes = info["scratch_bytes"]  # intermediate buffers, planned statically
         self.optimized_llvm_ir = C.optimize(self.llvm_ir)
         self.hash = hashlib.sha256(self.optimized_llvm_ir.encode()).hexdigest()
         code = _JIT_CACHE.get(self.hash)

@@ -246,8 +246,8 @@ class DeviceArray:
 
     __array_priority__ = 100
 
-    def __init__(self, dev: Device, ptr: int, shape, dtype, owned: bool = True):
-        self.device, self.ptr = dev, ptr
+    def __init__(self, dev: Device, ptr: int, shape, dtype, owned: bool = True, base=None):
+        self.device, self.ptr, self.base = dev, ptr, base   # base: the array a view keeps alive
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         if owned and ptr:
             weakref.finalize(self, _pool_release, dev, ptr, _rounded(self.nbytes))
@@ -372,15 +372,20 @@ class Executable:
     (uploaded once), a temporary arena reused across calls (buffers whose lifetimes
     do not overlap share memory), and the launch sequence."""
 
-    def __init__(self, program, dev: Device | None = None):
+    def __init__(self, program, dev: Device | None = None, loaded=None):
         self.program = program
         self.device = dev or device(0)
         drv = self.device.driver
-        if hasattr(drv, "load_program"):  # the CPU emulator runs the LLVM IR itself
-            self.module = drv.load_program(program, self.device.arch)
+        if loaded is not None:  # a control-flow sub-program: kernels already loaded
+            self.module, self.functions = loaded
         else:
-            self.module = drv.load_module(program.ptx(self.device.arch))
-        self.functions = {k.name: drv.function(self.module, k.name) for k in program.kernels}
+            if hasattr(drv, "load_program"):  # the CPU emulator runs the LLVM IR itself
+                self.module = drv.load_program(program, self.device.arch)
+            else:
+                self.module = drv.load_module(program.ptx(self.device.arch))
+            self.functions = {k.name: drv.function(self.module, k.name)
+                              for k in program.all_kernels()}
+        self._subs: dict = {}
         self.consts = {bid: DeviceArray.from_host(self.device, val)
                        for bid, val in program.consts.items()}
         self.temp_ptr, self._arena = self._plan_temps()
@@ -436,10 +441,63 @@ class Executable:
             ptr[bid] = a.ptr
         with self._lock:  # the temporary arena is shared by calls
             for ln in prog.launches:
+                if hasattr(ln, "kind"):
+                    self._host_step(ln, ptr)
+                    continue
                 params, keep = pack_params([ptr[a] for a in ln.args])
                 dev.driver.launch(self.functions[ln.kernel], ln.grid, ln.block, params)
             dev.driver.synchronize()
         return [arrays[bid] for bid in prog.outputs]
+
+    # ------------------------------------------------------------ host-driven control flow
+
+    def _sub(self, program) -> "Executable":
+        ex = self._subs.get(id(program))
+        if ex is None:
+            ex = self._subs[id(program)] = Executable(program, self.device,
+                                                      loaded=(self.module, self.functions))
+        return ex
+
+    def _view(self, ptr, bid, offset=0, drop_leading=False):
+        aval = self.program.buffers[bid].aval
+        shape = aval.shape[1:] if drop_leading else aval.shape
+        return DeviceArray(self.device, ptr[bid] + offset if ptr[bid] else 0, shape, aval.dtype,
+                           owned=False)
+
+    def _host_step(self, st, ptr):
+        """cond / while / scan: sub-programs called from the host; results are copied
+        into the step's output buffers."""
+        drv = self.device.driver
+        ins = [self._view(ptr, b) for b in st.ins]
+        if st.kind == "cond":
+            n = len(st.subs)
+            i = int(min(max(int(ins[0].to_host()), 0), n - 1))
+            outs = self._sub(st.subs[i])(*ins[1:])
+        elif st.kind == "while":
+            nc, nb = st.params["cond_nconsts"], st.params["body_nconsts"]
+            cc, bc, outs = ins[:nc], ins[nc:nc + nb], ins[nc + nb:]
+            cond, body = self._sub(st.subs[0]), self._sub(st.subs[1])
+            while bool(cond(*cc, *outs)[0].to_host()):
+                outs = body(*bc, *outs)
+        else:
+            nk, nc = st.params["num_consts"], st.params["num_carry"]
+            length = st.params["length"]
+            consts, carry, xs = ins[:nk], ins[nk:nk + nc], st.ins[nk + nc:]
+            body = self._sub(st.subs[0])
+            ys = st.outs[nc:]
+            for i in (reversed(range(length)) if st.params["reverse"] else range(length)):
+                xi = [self._view(ptr, b, i * self._row_bytes(b), drop_leading=True) for b in xs]
+                res = body(*consts, *carry, *xi)
+                carry = res[:nc]
+                for bid, y in zip(ys, res[nc:]):
+                    drv.dtod(ptr[bid] + i * self._row_bytes(bid), y.ptr, y.nbytes)
+            outs = carry
+        for bid, a in zip(st.outs, outs):
+            drv.dtod(ptr[bid], a.ptr, a.nbytes)
+
+    def _row_bytes(self, bid) -> int:
+        aval = self.program.buffers[bid].aval
+        return (aval.size // aval.shape[0] if aval.shape[0] else 0) * aval.dtype.itemsize
 
 
 class GraphExecutable:

@@ -12,7 +12,7 @@ import tracer.lax as lax
 import tracer.numpy as tnp
 
 F, I, B = ("float32", "float64"), ("int32", "int64"), ("bool",)
-CONTROL_FLOW = {"cond", "while", "scan"}   # driven from the host: not lowered to kernels yet
+CONTROL_FLOW: set = set()   # cond, while and scan are driven from the host and are tested too
 
 
 def arr(dt, shape=(3, 5), lo=-3.0, hi=3.0, seed=0):
@@ -165,6 +165,41 @@ case("shared-subexpression", lambda x: (tnp.exp(x).sum(0), tnp.exp(x) * 2), arr(
 case("output-is-input", lambda x, y: (x, y * 2, x), arr("float32"), arr("float32", seed=1))
 case("constant-output", lambda x: (x + 1, np.arange(4.0, dtype=np.float32)), arr("float32"))
 case("zero-size", lambda x: (x * 2, tnp.sum(x, axis=0)), np.zeros((0, 3), np.float32))
+case("cond", lambda p, x: tr.cond(p > 0, lambda v: tnp.exp(v) + 1.0, lambda v: v * 2.0, x),
+     np.float32(1.0), arr("float32"))
+case("cond-false", lambda p, x: tr.cond(p > 0, lambda v: tnp.exp(v) + 1.0, lambda v: v * 2.0, x),
+     np.float32(-1.0), arr("float32"))
+case("switch", lambda i, x: tr.switch(i, [lambda v: v, lambda v: -v, lambda v: v * v], x),
+     np.int32(2), arr("float64"))
+case("while_loop", lambda x: tr.while_loop(lambda c: c[0] < 10, lambda c: (c[0] + 1, c[1] * 1.5), (0, x)),
+     arr("float32"))
+case("fori_loop", lambda x: tr.fori_loop(0, 5, lambda i, v: v + tnp.sin(v) * i, x), arr("float32"))
+case("scan", lambda c, xs: tr.scan(lambda c, x: (c + x, c * x), c, xs), arr("float32", (5,)),
+     arr("float32", (4, 5), seed=3))
+case("scan-reverse", lambda c, xs: tr.scan(lambda c, x: (c * 0.5 + x.sum(), c), c, xs, reverse=True),
+     np.float64(1.0), arr("float64", (6, 2)))
+case("grad-of-scan", tr.grad(lambda w, xs: tr.scan(lambda c, x: (tnp.tanh(c * w + x), None), 0.5, xs)[0]),
+     np.float32(0.7), arr("float32", (8,)))
+
+
+@tr.custom_vjp
+def _clip_grad(x):
+    return tnp.sin(x) * 2.0
+
+
+_clip_grad.defvjp(lambda x: (_clip_grad(x), x), lambda x, g: (tnp.clip(g * tnp.cos(x), -0.1, 0.1),))
+
+
+@tr.custom_jvp
+def _softplus(x):
+    return tnp.log1p(tnp.exp(x))
+
+
+_softplus.defjvp(lambda primals, tangents: (_softplus(primals[0]), tangents[0] * tr.nn.sigmoid(primals[0])))
+case("custom_vjp", _clip_grad, arr("float32"))
+case("custom_vjp-grad", tr.grad(lambda x: _clip_grad(x).sum()), arr("float32"))
+case("custom_jvp", lambda x: _softplus(x) * 2.0, arr("float64"))
+case("custom_jvp-grad", tr.grad(lambda x: _softplus(x).sum()), arr("float64"))
 case("poly-loss", _poly_loss, *POLY_ARGS)
 case("poly-grad", tr.grad(_poly_loss), *POLY_ARGS)
 case("mlp-step", _mlp_step, *MLP_ARGS)

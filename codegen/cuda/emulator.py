@@ -142,7 +142,7 @@ def _host_ir(program) -> str:
     text = text.replace("llvm.nvvm.barrier.cta.sync.aligned.all", "emu_barrier")
     text = text.replace("llvm.nvvm.shfl.sync.down.i32", "emu_shfl_down")
     wrappers = []
-    for k in program.kernels:
+    for k in program.all_kernels():
         lines = [f'define void @"{k.name}__emu"(ptr %p) {{']
         for i in range(len(k.args)):
             lines += [f"  %s{i} = getelementptr ptr, ptr %p, i64 {i}",
@@ -234,11 +234,12 @@ class EmulatedDriver:
                                                                   ctypes.c_void_p).value)
         b.import_symbol("__nv_rsqrtf", ctypes.cast(lib.emu_rsqrtf, ctypes.c_void_p).value)
         b.import_symbol("__nv_rsqrt", ctypes.cast(lib.emu_rsqrt, ctypes.c_void_p).value)
-        for k in program.kernels:
+        kernels = program.all_kernels()
+        for k in kernels:
             b.export_symbol(k.name + "__emu")
         rt = b.link(_state["lljit"], name)
         self._modules.append(rt)
-        return (rt, {k.name: rt[k.name + "__emu"] for k in program.kernels})
+        return (rt, {k.name: rt[k.name + "__emu"] for k in kernels})
 
     def load_module(self, ptx):
         raise NotImplementedError("the emulator runs LLVM IR, not PTX (use load_program)")

@@ -13,7 +13,9 @@ unless it is *materialised* into a device buffer:
   operations) and is read by two or more kernels or through an expanding broadcast.
 
 Materialised fusable variables of one shape that follow each other become one
-multi-output elementwise kernel. Control flow is not lowered to the GPU yet.
+multi-output elementwise kernel. Control flow (cond, while, scan) is driven from
+the host: its sub-graphs become programs of their own (kernels in the same module)
+that the runtime calls per branch or iteration, reading predicates back to the host.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracer.ir import Graph, Literal, ShapedArray, Var
+from tracer.ir import Eqn, Graph, Literal, ShapedArray, Var
 
 from . import kernels as K
 from . import target as T
@@ -29,11 +31,12 @@ from .fusion import FUSABLE, INDEX_MAPS
 
 ROOTS = frozenset({"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin",
                    "dot_general", "cumsum", "scatter_add", "scatter"})
+HOST_CONTROL = frozenset({"cond", "while", "scan"})   # driven from the host (see HostStep)
 CHEAP = INDEX_MAPS | {"convert_element_type", "neg", "not"}
 EXPENSIVE = frozenset({"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "atan",
                        "atan2", "pow", "logistic", "erf", "div", "rem", "sqrt", "rsqrt"})
 RECOMPUTE_LIMIT = 4   # arithmetic cost above which a value read many times is stored
-SUPPORTED = FUSABLE | ROOTS
+SUPPORTED = FUSABLE | ROOTS | HOST_CONTROL
 
 
 @dataclass
@@ -56,6 +59,22 @@ class Launch:
 
 
 @dataclass
+class HostStep:
+    """Control flow run by the host: ``kind`` is cond, while or scan; ``subs`` are the
+    programs of its sub-graphs (kernels in the same module); ``params`` the static
+    numbers of the primitive (consts, carry, length, reverse)."""
+    kind: str
+    params: dict
+    ins: list            # buffer ids of the operands
+    outs: list           # buffer ids of the results
+    subs: list
+
+    @property
+    def args(self):
+        return self.ins + self.outs
+
+
+@dataclass
 class Program:
     """Everything the runtime needs: the kernel module, its launches in order, the
     buffers, which buffers hold the graph's inputs and outputs, and constants."""
@@ -69,23 +88,37 @@ class Program:
     consts: dict = field(default_factory=dict)   # buffer id -> numpy value
     _ptx: dict = field(default_factory=dict)
 
+    def all_kernels(self) -> list:
+        """This program's kernels and those of its control-flow sub-programs."""
+        out = list(self.kernels)
+        for st in self.launches:
+            if isinstance(st, HostStep):
+                for sub in st.subs:
+                    out += sub.all_kernels()
+        return out
+
     def ptx(self, arch: str = T.DEFAULT_ARCH) -> str:
         if arch not in self._ptx:
-            self._ptx[arch] = T.compile_ptx(self.module, [k.name for k in self.kernels], arch)
+            self._ptx[arch] = T.compile_ptx(self.module, [k.name for k in self.all_kernels()], arch)
         return self._ptx[arch]
 
     def llvm_ir(self) -> str:
         return str(self.module)
 
     def optimized_llvm_ir(self, arch: str = T.DEFAULT_ARCH) -> str:
-        return str(T.optimize(self.module, [k.name for k in self.kernels], arch)[0])
+        return str(T.optimize(self.module, [k.name for k in self.all_kernels()], arch)[0])
 
     def describe(self) -> str:
         """One line per launch: the host side of the program."""
         lines = []
         for ln in self.launches:
             args = ", ".join(f"b{a}:{self.buffers[a].aval}" for a in ln.args)
-            lines.append(f"{ln.kernel}<<<{ln.grid}, {ln.block}>>>({args})")
+            if isinstance(ln, HostStep):
+                lines.append(f"host {ln.kind}({args}):")
+                for sub in ln.subs:
+                    lines += ["    " + x for x in [f"{sub.name}:"] + sub.describe().splitlines()]
+            else:
+                lines.append(f"{ln.kernel}<<<{ln.grid}, {ln.block}>>>({args})")
         return "\n".join(lines)
 
 
@@ -93,12 +126,48 @@ class UnsupportedOnGPU(NotImplementedError):
     """A primitive the CUDA back end cannot lower."""
 
 
+CALLS = frozenset({"custom_jvp_call", "custom_vjp_call"})   # the forward pass is just a call
+
+
+def inline_calls(graph: Graph) -> Graph:
+    """Replace custom_jvp_call / custom_vjp_call equations by the equations of the
+    graph they call (their derivative rules no longer matter once compiled)."""
+    if not any(e.prim.name in CALLS for e in graph.eqns):
+        return graph
+    subst: dict = {}
+    eqns, constvars, constvals = [], list(graph.constvars), list(graph.constvals)
+
+    def atom(a):
+        while isinstance(a, Var) and a in subst:
+            a = subst[a]
+        return a
+    for e in graph.eqns:
+        ins = [atom(a) for a in e.invars]
+        if e.prim.name not in CALLS:
+            eqns.append(Eqn(e.prim, ins, e.outvars, e.params, e.source))
+            continue
+        call = inline_calls(e.params["call"])
+        env: dict = dict(zip(call.invars, ins))
+        for cv, val in zip(call.constvars, call.constvals):
+            env[cv] = Var(cv.aval)
+            constvars.append(env[cv])
+            constvals.append(val)
+        for ce in call.eqns:
+            outs = [Var(o.aval) for o in ce.outvars]
+            eqns.append(Eqn(ce.prim, [env.get(a, a) if isinstance(a, Var) else a for a in ce.invars],
+                            outs, ce.params, ce.source))
+            env.update(zip(ce.outvars, outs))
+        for o, co in zip(e.outvars, call.outvars):
+            subst[o] = env.get(co, co) if isinstance(co, Var) else co
+    return graph.replace(eqns=eqns, outvars=[atom(v) for v in graph.outvars], constvars=constvars,
+                         constvals=constvals)
+
+
 def _check(graph: Graph):
     for e in graph.eqns:
         if e.prim.name not in SUPPORTED:
-            what = "control flow" if any(True for _ in _subgraphs(e)) else "primitive"
             raise UnsupportedOnGPU(
-                f"backend='cuda' cannot compile the {what} `{e.prim.name}` yet"
+                f"backend='cuda' cannot compile the primitive `{e.prim.name}` yet"
                 + (f" ({e.source})" if e.source else "")
                 + "; use backend='cpu' for this function")
 
@@ -122,17 +191,20 @@ def _materialise(graph: Graph, producers) -> set:
     for e in reversed(graph.eqns):
         name = e.prim.name
         for o in e.outvars:
-            if name in ROOTS or o in mat:
+            if name in ROOTS or name in HOST_CONTROL or o in mat:
                 reach[o] = {o}
         for v in e.invars:
             if not isinstance(v, Var) or v not in producers or producers[v].prim.name not in FUSABLE:
                 continue
+            if name in HOST_CONTROL:
+                mat.add(v)  # the host hands buffers to the sub-programs
             if name == "dot_general" and cost.get(v, 0) > 0:
                 mat.add(v)  # a matmul reads each operand element many times
             if name == "broadcast_in_dim" and e.outvars[0].aval.size > v.aval.size and \
                     cost.get(v, 0) >= RECOMPUTE_LIMIT:
                 mat.add(v)
-            src = {id(e)} if name in ROOTS else reach.get(e.outvars[0], {id(e)})
+            src = {id(e)} if name in ROOTS or name in HOST_CONTROL else \
+                reach.get(e.outvars[0], {id(e)})
             reach.setdefault(v, set()).update(src)
     for e in graph.eqns:  # producers before consumers: decide in topological order
         for o in e.outvars:
@@ -142,10 +214,12 @@ def _materialise(graph: Graph, producers) -> set:
     return mat
 
 
-def lower(graph: Graph, name: str = "kernel") -> Program:
-    """Partition ``graph`` into kernels and plan the host program."""
+def lower(graph: Graph, name: str = "kernel", module=None) -> Program:
+    """Partition ``graph`` into kernels and plan the host program (kernels go into
+    ``module``, a new NVPTX module by default)."""
+    graph = inline_calls(graph)
     _check(graph)
-    module = T.new_module(name)
+    module = module if module is not None else T.new_module(name)
     producers = {o: e for e in graph.eqns for o in e.outvars}
     mat = _materialise(graph, producers)
     buffers: list[Buffer] = []
@@ -164,7 +238,7 @@ def lower(graph: Graph, name: str = "kernel") -> Program:
     out_set = {v for v in graph.outvars if isinstance(v, Var)}
     for e in graph.eqns:
         for o in e.outvars:
-            if o in mat or e.prim.name in ROOTS:
+            if o in mat or e.prim.name in ROOTS or e.prim.name in HOST_CONTROL:
                 buf_of[o] = new_buffer(o.aval, "output" if o in out_set else "temp")
 
     kernels_: list = []
@@ -192,8 +266,12 @@ def lower(graph: Graph, name: str = "kernel") -> Program:
             flush()
         pending.append((buf, atom))
 
-    for e in graph.eqns:
+    for i, e in enumerate(graph.eqns):
         pname = e.prim.name
+        if pname in HOST_CONTROL:
+            flush()
+            launches.append(_host_step(e, f"{name}_c{i}", module, buf_of, new_buffer, consts))
+            continue
         out = e.outvars[0]
         if pname in FUSABLE:
             if out in mat:
@@ -215,6 +293,29 @@ def lower(graph: Graph, name: str = "kernel") -> Program:
             outputs.append(buf_of[v])
     return Program(name, module, kernels_, launches, buffers, [buf_of[v] for v in graph.invars],
                    outputs, consts)
+
+
+def _host_step(e, name, module, buf_of, new_buffer, consts) -> HostStep:
+    ins = []
+    for a in e.invars:
+        if isinstance(a, Literal):
+            bid = new_buffer(a.aval, "const")
+            consts[bid] = np.asarray(a.val)
+            ins.append(bid)
+        else:
+            ins.append(buf_of[a])
+    p = e.params
+    if e.prim.name == "cond":
+        graphs = list(p["branches"])
+        params = {}
+    elif e.prim.name == "while":
+        graphs = [p["cond_graph"], p["body_graph"]]
+        params = {"cond_nconsts": p["cond_nconsts"], "body_nconsts": p["body_nconsts"]}
+    else:
+        graphs = [p["body"]]
+        params = {k: p[k] for k in ("length", "reverse", "num_consts", "num_carry")}
+    subs = [lower(g, f"{name}_{j}", module) for j, g in enumerate(graphs)]
+    return HostStep(e.prim.name, params, ins, [buf_of[o] for o in e.outvars], subs)
 
 
 def _root(e, pname, out, buf_of, emit, new_buffer, elementwise, flush):

@@ -714,3 +714,11 @@ def test_gradients_against_finite_differences(name, f):
     g = tr.make_ir(f)(x)  # the oracle evaluates the traced graph (x.at exists on tracers only)
     want = _fd_grad(lambda v: float(core.interpret(g, [v])[0]), x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_ufuncs_on_tracers_dispatch_to_tnp():
+    x = np.arange(1, 4, dtype=F32)
+    f = lambda v: (np.sin(v), x - v, x > v, np.maximum(x, v), np.add(v, 1), x ** v)  # noqa: E731
+    check(f, f, x)
+    with pytest.raises(TypeError, match="not supported on traced values"):
+        tr.make_ir(lambda v: np.add.reduce(v))(x)

@@ -69,6 +69,16 @@ def install(cls) -> None:
     cls.itemsize = property(lambda self: self.dtype.itemsize)
     cls.nbytes = property(lambda self: self.size * self.dtype.itemsize)
 
+    def array_ufunc(self, ufunc, method, *inputs, **kwargs):
+        """numpy ufuncs on traced values (``np.sin(x)``, ``ndarray + x``) dispatch to the
+        ``tnp`` function of the same name; anything else is a clear TypeError."""
+        fn = getattr(tnp, ufunc.__name__, None)
+        if method == "__call__" and fn is not None and not kwargs:
+            return fn(*inputs)
+        raise TypeError(f"numpy.{ufunc.__name__}" + (f".{method}" if method != "__call__" else "") +
+                        f" is not supported on traced values; use tracer.numpy's functions instead")
+    cls.__array_ufunc__ = array_ufunc
+
     def setitem(self, idx, value):
         raise TypeError(f"traced arrays are immutable: `x[idx] = v` is not supported on {self.aval}; "
                         f"use `x = x.at[idx].set(v)` instead")

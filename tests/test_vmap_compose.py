@@ -257,3 +257,16 @@ def test_vmap_of_tnp_programs_matches_loop(name, axis):
     got = tr.vmap(f, in_axes=axis)(x)
     want = np.stack([core.interpret(tr.make_ir(f)(m), [m])[0] for m in np.moveaxis(x, axis, 0)])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_per_example_gradients_through_scan_and_cond():
+    def l(w, x):
+        c, ys = tr.scan(lambda c, a: (tnp.tanh(c * w + a), c), 0.0, x)
+        return tr.cond(c > 0, lambda v: v * v, lambda v: -v, c) + tnp.sum(ys)
+    xs = rng.standard_normal((5, 4))
+    g = tr.vmap(tr.grad(l), in_axes=(None, 0))(0.7, xs)
+    np.testing.assert_allclose(g, [tr.grad(l)(0.7, x) for x in xs], rtol=1e-12)
+    fd = [(l(0.7 + 1e-6, x) - l(0.7 - 1e-6, x)) / 2e-6 for x in xs]
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+    if jit is not None:
+        np.testing.assert_allclose(jit(tr.vmap(tr.grad(l), in_axes=(None, 0)))(0.7, xs), g, rtol=1e-10)

@@ -82,10 +82,17 @@ def test_jacfwd_of_jacrev_equals_jacrev_of_jacfwd():
 UNARY = {"sin": tnp.sin, "cos": tnp.cos, "tanh": tnp.tanh, "square": lambda v: v * v,
          "softplus": lambda v: tnp.log1p(tnp.exp(v)), "neg": lambda v: -v,
          "rev": lambda v: v[::-1], "cumsum": lambda v: tnp.cumsum(v),
-         "norm": lambda v: v / tnp.sqrt(tnp.sum(v * v) + 1.0)}
+         "norm": lambda v: v / tnp.sqrt(tnp.sum(v * v) + 1.0),
+         "exp": lambda v: tnp.exp(0.3 * v), "log": lambda v: tnp.log(v * v + 1.0),
+         "pow": lambda v: (v * v + 1.0) ** 1.5, "roll": lambda v: tnp.concatenate([v[1:], v[:1]]),
+         "rows": lambda v: tnp.repeat(tnp.sum(tnp.reshape(v, (2, 2)).T * np.array([1.0, 2.0]), axis=1), 2),
+         "softmax": lambda v: tr.nn.softmax(v), "gather": lambda v: v[np.array([3, 0, 0, 2])]}
 BINARY = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "sub": lambda a, b: a - b,
           "outer": lambda a, b: tnp.outer(a, b) @ a, "max": tnp.maximum,
-          "where": lambda a, b: tnp.where(a > b, a * b, a + b)}
+          "where": lambda a, b: tnp.where(a > b, a * b, a + b),
+          "div": lambda a, b: a / (b * b + 1.0), "atan2": lambda a, b: tnp.arctan2(a, b * b + 1.0),
+          "scatter": lambda a, b: tr.lax.scatter(a, np.array([[1], [1], [3]]), b[:3], (0,)),
+          "matvec": lambda a, b: tnp.reshape(tnp.outer(a, b), (4, 4)) @ tnp.tanh(a)}
 
 
 @st.composite

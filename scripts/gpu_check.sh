@@ -53,6 +53,11 @@ PYEOF
 } > "$OUT/environment.txt" 2>&1
 cat "$OUT/environment.txt" | tee -a "$OUT/gpu_check.log"
 
+if grep -q "libdevice NOT FOUND" "$OUT/environment.txt"; then
+  log "no libdevice here: transcendentals use the polynomial library (TRACER_CUDA_MATH=mathlib)"
+  export TRACER_CUDA_MATH=mathlib
+fi
+
 log "GPU tests"
 if "$PY" -c "import pytest" 2>/dev/null; then
   timeout 170 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_cuda_gpu.py \

@@ -111,3 +111,20 @@ def test_temporaries_share_memory():
     assert ptrs[1] != ptrs[2] and ptrs[2] != ptrs[3]   # live at the same launch
     assert ptrs[1] == ptrs[3]                           # b1 is dead when b3 is born
     assert arena.nbytes == 2 * 512
+
+
+MATH_CASES = [c for c in CASES if c.id.split("-")[0] in
+              ("exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "atan", "rsqrt",
+               "logistic", "erf", "pow", "atan2", "poly", "mlp")]
+
+
+@pytest.mark.parametrize("fun,args", MATH_CASES)
+def test_mathlib_provider_without_libdevice(emu, monkeypatch, fun, args):
+    """TRACER_CUDA_MATH=mathlib: transcendentals from the CPU back end's polynomials
+    (no libdevice needed); same values."""
+    monkeypatch.setenv("TRACER_CUDA_MATH", "mathlib")
+    monkeypatch.setenv("TRACER_LIBDEVICE", "/nonexistent/libdevice.10.bc")
+    f = tr.jit(fun, backend="cuda")
+    assert "__nv_" not in f.lower(*args).as_text("llvm")
+    for g, w in zip(tr.tree_leaves(f(*args)), tr.tree_leaves(fun(*args))):
+        close(g, w)

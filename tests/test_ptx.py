@@ -187,3 +187,17 @@ def test_forbidden_intrinsic_is_an_exception_not_an_abort():
     b.ret_void()
     with pytest.raises(target.PTXError, match="libdevice"):
         target.compile_ptx(m, ["k"])
+
+
+@needs_ptxas
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_ptx_with_polynomial_math_needs_no_libdevice(monkeypatch, arch):
+    """TRACER_CUDA_MATH=mathlib: the CPU back end's polynomials, which use only
+    intrinsics NVPTX selects directly (fma, rint, ...), so no libdevice is needed."""
+    monkeypatch.setenv("TRACER_CUDA_MATH", "mathlib")
+    monkeypatch.setenv("TRACER_LIBDEVICE", "/nonexistent/libdevice.10.bc")
+    f = lambda x, y: tnp.exp(x) * tnp.sin(y) + tnp.log1p(tnp.abs(x)) ** y + tnp.tanh(x) * tr.nn.gelu(y)  # noqa: E731
+    lw = lowered(f, (np.ones((64,), np.float32), np.ones((64,), np.float32)))
+    ptx = lowered_text(lw.optimized_graph, lw.name, "ptx", arch=arch)
+    assert "__nv_" not in ptx
+    ptxas(ptx, arch)

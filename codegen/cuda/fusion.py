@@ -82,6 +82,9 @@ class NVPTXEmitter:
     def math(self, name, *args):
         if name == "sqrt":  # sqrt.rn: correctly rounded, no library needed
             return self.intrinsic("llvm.sqrt", *args)
+        if math_provider() == "mathlib":
+            from .. import mathlib  # the CPU's polynomials: only fma/rint/... intrinsics
+            return mathlib.emit(self.b, name, *args)
         return MATH.emit(self.b, name, *args)
 
     def intrinsic(self, name, *args, ret=None):
@@ -92,6 +95,16 @@ class NVPTXEmitter:
             fn = ir.Function(self.b.module, ir.FunctionType(ret or args[0].type,
                                                              [a.type for a in args]), full)
         return self.b.call(fn, list(args))
+
+
+def math_provider() -> str:
+    """"libdevice" (default) or "mathlib" (``TRACER_CUDA_MATH=mathlib``: the CPU back
+    end's branch-free polynomials, which need no libdevice; for machines without one)."""
+    import os
+    v = os.environ.get("TRACER_CUDA_MATH", "libdevice")
+    if v not in ("libdevice", "mathlib"):
+        raise ValueError(f"TRACER_CUDA_MATH must be 'libdevice' or 'mathlib', got {v!r}")
+    return v
 
 
 def _mangle(t: ir.Type) -> str:

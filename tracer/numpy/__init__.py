@@ -25,7 +25,18 @@ float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
 bool_ = np.bool_
 pi, e, inf, nan = np.pi, np.e, np.inf, np.nan
 newaxis = None
-ndarray = np.ndarray
+
+
+class _ArrayType(type):
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, (np.ndarray, Tracer))
+
+
+class ndarray(metaclass=_ArrayType):
+    """For ``isinstance(x, tnp.ndarray)``: true of numpy arrays and traced values."""
+
+
+Array = ndarray
 
 
 # ---------------------------------------------------------------- creation
@@ -133,7 +144,8 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None):
         n = num - 1 if endpoint else num
         t = lax.iota(_dt.default_float, (num,), 0)
         step = (stop - start) / builtins.max(n, 1)
-        return start + t * step
+        out = start + t * step
+        return out if dtype is None else cast(out, _dt.canonical(dtype))
     return np.linspace(start, stop, num, endpoint=endpoint).astype(_dt.canonical(dtype or _dt.default_float))
 
 

@@ -128,6 +128,12 @@ case("cumsum-reverse", lambda x: lax.cumsum(x, 0, reverse=True), arr("float32", 
 for dt in F + I:
     case(f"dot_general-matmul-{dt}", lambda x, y: lax.dot_general(x, y, (((1,), (0,)), ((), ()))),
          arr(dt, (20, 17)), arr(dt, (17, 33), seed=1))
+case("dot_general-blocked", lambda x, y: lax.dot_general(x, y, (((1,), (0,)), ((), ()))),
+     arr("float32", (130, 70)), arr("float32", (70, 150), seed=1))
+case("dot_general-blocked-batch-transposed", lambda x, y: lax.dot_general(x, y, (((1,), (2,)), ((0,), (0,)))),
+     arr("float64", (2, 33, 64)), arr("float64", (2, 65, 33), seed=1))
+case("dot_general-blocked-int", lambda x, y: lax.dot_general(x, y, (((1,), (0,)), ((), ()))),
+     arr("int32", (64, 20)), arr("int32", (20, 64), seed=1))
 case("dot_general-batch", lambda x, y: lax.dot_general(x, y, (((2,), (1,)), ((0,), (0,)))),
      arr("float32", (3, 5, 4)), arr("float32", (3, 4, 6), seed=1))
 case("dot_general-transposed", lambda x, y: lax.dot_general(x, y, (((0,), (1,)), ((), ()))),

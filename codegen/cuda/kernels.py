@@ -306,8 +306,16 @@ def _smem_load(b, arr, i, dt):
 
 # ---------------------------------------------------------------- dot_general
 
+BM = BN = 64      # the register-blocked matmul: a 64x64 output tile per block,
+BK = 16           # 16x16 threads each computing 4x4 outputs, k in steps of 16
+RT = 4
+
+
 def dot(lhs, rhs, dimension_numbers, dest, dtype):
-    """out[b, m, n] = sum_k lhs(b, m, k) rhs(b, k, n) with 16x16 shared-memory tiles."""
+    """out[b, m, n] = sum_k lhs(b, m, k) rhs(b, k, n). Small outputs: 16x16 shared
+    tiles, one output per thread; larger ones: 64x64 tiles with 4x4 outputs per thread
+    held in registers. Operands are read through the evaluator (so transposes and
+    other index maps fuse into the tile loads), bounds-checked at the edges."""
     (lc, rc), (lb, rb) = dimension_numbers
     xs, ys = lhs.aval.shape, rhs.aval.shape
     xf = [i for i in range(len(xs)) if i not in lc and i not in lb]
@@ -315,55 +323,135 @@ def dot(lhs, rhs, dimension_numbers, dest, dtype):
     size = lambda sh, ax: int(np.prod([sh[i] for i in ax], dtype=np.int64))  # noqa: E731
     B, M, N, K = size(xs, lb), size(xs, xf), size(ys, yf), size(xs, lc)
     dt = np.dtype(dtype)
+
+    def a_at(ctx, bb, m, k):
+        return _operand(ctx, lhs, xs, [(bb, lb), (m, xf), (k, lc)])
+
+    def b_at(ctx, bb, k, n):
+        return _operand(ctx, rhs, ys, [(bb, rb), (k, rc), (n, yf)])
+    maker = _dot_blocked if M >= BM and N >= BN else _dot_simple
+    return maker(a_at, b_at, B, M, N, K, dest, dt), (B, M, N, K)
+
+
+def _operand(ctx, atom, shape, groups):
+    """Element of a dot operand given (flat index, axes) per group: batch, free, contract."""
+    full = [None] * len(shape)
+    for flat, axes in groups:
+        m = Index(ctx.b, [shape[a] for a in axes], flat=flat).multi() if axes else ()
+        for a, v in zip(axes, m):
+            full[a] = v
+    return ctx.ev.value(atom, Index(ctx.b, shape, multi=full))
+
+
+def _madd(ctx, dt, a, b, acc):
+    if dt.kind == "f":
+        return ctx.ev.em.intrinsic("llvm.fma", a, b, acc)
+    return ctx.b.add(ctx.b.mul(a, b), acc)
+
+
+def _lt(b, v, n):
+    return b.icmp_signed("<", v, c64(n))
+
+
+def _dot_simple(a_at, b_at, B, M, N, K, dest, dt):
     ty_ = llvm_type(dt)
     nk = -(-K // TILE)
-
-    def operand(ctx, atom, shape, groups):
-        """Element of an operand given (flat index, axes) per group: batch, free, contract."""
-        full = [None] * len(shape)
-        for flat, axes in groups:
-            m = Index(ctx.b, [shape[a] for a in axes], flat=flat).multi() if axes else ()
-            for a, v in zip(axes, m):
-                full[a] = v
-        return ctx.ev.value(atom, Index(ctx.b, shape, multi=full))
 
     def body(ctx):
         b = ctx.b
         tx, ty = ctx.i64("tid", "x"), ctx.i64("tid", "y")
         sa = T.shared_array(b.module, f"{ctx.name}_a", ty_, TILE * TILE)
         sb = T.shared_array(b.module, f"{ctx.name}_b", ty_, TILE * TILE)
-        row = b.add(b.mul(ctx.i64("ctaid", "y"), c64(TILE)), ty)
         col = b.add(b.mul(ctx.i64("ctaid", "x"), c64(TILE)), tx)
         zero = constant(dt, 0)
         slot = b.add(b.mul(ty, c64(TILE)), tx)
-        fma = dt.kind == "f"
 
-        def per_batch(bb):
+        def per_tile(bb, rt):
+            row = b.add(b.mul(rt, c64(TILE)), ty)
+
             def ktile(kt, acc):
                 ka = b.add(b.mul(kt, c64(TILE)), tx)
                 kb = b.add(b.mul(kt, c64(TILE)), ty)
-                a = ctx.when(b.and_(b.icmp_signed("<", row, c64(M)), b.icmp_signed("<", ka, c64(K))),
-                             lambda: operand(ctx, lhs, xs, [(bb, lb), (row, xf), (ka, lc)]), zero)
-                bv = ctx.when(b.and_(b.icmp_signed("<", kb, c64(K)), b.icmp_signed("<", col, c64(N))),
-                              lambda: operand(ctx, rhs, ys, [(bb, rb), (kb, rc), (col, yf)]), zero)
+                a = ctx.when(b.and_(_lt(b, row, M), _lt(b, ka, K)), lambda: a_at(ctx, bb, row, ka), zero)
+                bv = ctx.when(b.and_(_lt(b, kb, K), _lt(b, col, N)), lambda: b_at(ctx, bb, kb, col), zero)
                 b.store(a, T.shared_ptr(b, sa, slot))
                 b.store(bv, T.shared_ptr(b, sb, slot))
                 T.barrier(b)
                 for kk in range(TILE):
                     av = b.load(T.shared_ptr(b, sa, b.add(b.mul(ty, c64(TILE)), c64(kk))))
                     bw = b.load(T.shared_ptr(b, sb, b.add(c64(kk * TILE), tx)))
-                    acc = ctx.ev.em.intrinsic("llvm.fma", av, bw, acc) if fma else \
-                        b.add(b.mul(av, bw), acc)
+                    acc = _madd(ctx, dt, av, bw, acc)
                 T.barrier(b)
                 return (acc,)
             acc, = ctx.loop(c64(0), c64(nk), c64(1), ktile, (zero,))
-            inside = b.and_(b.icmp_signed("<", row, c64(M)), b.icmp_signed("<", col, c64(N)))
             pos = b.add(b.mul(b.add(b.mul(bb, c64(M)), row), c64(N)), col)
-            ctx.when(inside, lambda: store(b, ctx.arg(dest), dt, pos, acc))
-        ctx.loop(ctx.i64("ctaid", "z"), c64(B), ctx.i64("nctaid", "z"), per_batch)
-        grid = (-(-N // TILE), -(-M // TILE), max(1, min(B, MAX_GRID)))
-        return grid, (TILE, TILE, 1)
-    return body, (B, M, N, K)
+            ctx.when(b.and_(_lt(b, row, M), _lt(b, col, N)), lambda: store(b, ctx.arg(dest), dt, pos, acc))
+        _tiles(ctx, B, -(-M // TILE), per_tile)
+        return (-(-N // TILE), max(1, min(-(-M // TILE), MAX_GRID)), max(1, min(B, MAX_GRID))), (TILE, TILE, 1)
+    return body
+
+
+def _tiles(ctx, B, row_tiles, fn):
+    """Block-uniform loops over batches (grid z) and row tiles (grid y)."""
+    ctx.loop(ctx.i64("ctaid", "z"), c64(B), ctx.i64("nctaid", "z"),
+             lambda bb: ctx.loop(ctx.i64("ctaid", "y"), c64(row_tiles), ctx.i64("nctaid", "y"),
+                                 lambda rt: fn(bb, rt)))
+
+
+def _dot_blocked(a_at, b_at, B, M, N, K, dest, dt):
+    ty_ = llvm_type(dt)
+    nk = -(-K // BK)
+    pitch = BM + 1  # As is stored k-major with a padded row: no bank conflicts on stores
+
+    def body(ctx):
+        b = ctx.b
+        tx, ty = ctx.i64("tid", "x"), ctx.i64("tid", "y")
+        tid = b.add(b.mul(ty, c64(TILE)), tx)
+        sa = T.shared_array(b.module, f"{ctx.name}_a", ty_, BK * pitch)
+        sb = T.shared_array(b.module, f"{ctx.name}_b", ty_, BK * BN)
+        col0 = b.mul(ctx.i64("ctaid", "x"), c64(BN))
+        zero = constant(dt, 0)
+
+        def per_tile(bb, rt):
+            row0 = b.mul(rt, c64(BM))
+
+            def ktile(kt, *acc):
+                k0 = b.mul(kt, c64(BK))
+                for r in range(BM * BK // (TILE * TILE)):
+                    lin = b.add(tid, c64(r * TILE * TILE))
+                    m, k = b.udiv(lin, c64(BK)), b.urem(lin, c64(BK))
+                    gm, gk = b.add(row0, m), b.add(k0, k)
+                    v = ctx.when(b.and_(_lt(b, gm, M), _lt(b, gk, K)), lambda: a_at(ctx, bb, gm, gk), zero)
+                    b.store(v, T.shared_ptr(b, sa, b.add(b.mul(k, c64(pitch)), m)))
+                for r in range(BK * BN // (TILE * TILE)):
+                    lin = b.add(tid, c64(r * TILE * TILE))
+                    k, n = b.udiv(lin, c64(BN)), b.urem(lin, c64(BN))
+                    gk, gn = b.add(k0, k), b.add(col0, n)
+                    v = ctx.when(b.and_(_lt(b, gk, K), _lt(b, gn, N)), lambda: b_at(ctx, bb, gk, gn), zero)
+                    b.store(v, T.shared_ptr(b, sb, lin))
+                T.barrier(b)
+                acc = list(acc)
+                for kk in range(BK):
+                    av = [b.load(T.shared_ptr(b, sa, b.add(ty, c64(kk * pitch + TILE * i))))
+                          for i in range(RT)]
+                    bw = [b.load(T.shared_ptr(b, sb, b.add(tx, c64(kk * BN + TILE * j))))
+                          for j in range(RT)]
+                    for i in range(RT):
+                        for j in range(RT):
+                            acc[i * RT + j] = _madd(ctx, dt, av[i], bw[j], acc[i * RT + j])
+                T.barrier(b)
+                return tuple(acc)
+            acc = ctx.loop(c64(0), c64(nk), c64(1), ktile, (zero,) * (RT * RT))
+            for i in range(RT):
+                row = b.add(row0, b.add(ty, c64(TILE * i)))
+                for j in range(RT):
+                    col = b.add(col0, b.add(tx, c64(TILE * j)))
+                    pos = b.add(b.mul(b.add(b.mul(bb, c64(M)), row), c64(N)), col)
+                    ctx.when(b.and_(_lt(b, row, M), _lt(b, col, N)),
+                             lambda pos=pos, v=acc[i * RT + j]: store(b, ctx.arg(dest), dt, pos, v))
+        _tiles(ctx, B, -(-M // BM), per_tile)
+        return (-(-N // BN), max(1, min(-(-M // BM), MAX_GRID)), max(1, min(B, MAX_GRID))), (TILE, TILE, 1)
+    return body
 
 
 # ---------------------------------------------------------------- cumsum

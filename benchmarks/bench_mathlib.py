@@ -105,14 +105,18 @@ NUMPY = {
 }
 
 
-def median_ms(fn, repeats):
-    fn()                                           # warm-up (page faults)
-    ts = []
+def median_ms(fns, repeats):
+    """Median wall time (ms) of each function; the runs are interleaved so
+    that background load affects all of them alike."""
+    for fn in fns:
+        fn()                                       # warm-up (page faults)
+    ts = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(ts))
+        for fn, t in zip(fns, ts):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [1e3 * float(np.median(t)) for t in ts]
 
 
 def main():
@@ -123,8 +127,9 @@ def main():
     if erf is not None:
         NUMPY["erf"] = lambda x, out: erf(x, out=out)
     rng = np.random.default_rng(0)
-    print("N = %d, median of %d runs, single thread; speed-up = numpy / mathlib\n"
-          % (n, repeats))
+    print("N = %d, median of %d interleaved runs, single thread; speed-up = "
+          "numpy / mathlib; erf: scipy.special.erf (numpy has none); "
+          "logistic, rsqrt: numpy expressions\n" % (n, repeats))
     print("| function | dtype | mathlib ms | numpy ms | speed-up |")
     print("|---|---|---:|---:|---:|")
     for name in names:
@@ -133,14 +138,13 @@ def main():
             x, y = inputs(name, dtype, n, rng)
             out = np.empty_like(x)
             px, py, po = x.ctypes.data, y.ctypes.data, out.ctypes.data
-            t_ml = median_ms(lambda: f(px, py, po, n), repeats)
             ref = NUMPY.get(name)
-            if ref is None:
-                t_np = float("nan")
-            elif mathlib.FUNCTIONS[name][1] == 2:
-                t_np = median_ms(lambda: ref(x, y, out=out), repeats)
-            else:
-                t_np = median_ms(lambda: ref(x, out=out), repeats)
+            fns = [lambda: f(px, py, po, n)]
+            if ref is not None and mathlib.FUNCTIONS[name][1] == 2:
+                fns.append(lambda: ref(x, y, out=out))
+            elif ref is not None:
+                fns.append(lambda: ref(x, out=out))
+            t_ml, t_np = (median_ms(fns, repeats) + [float("nan")])[:2]
             np_s = "n/a" if t_np != t_np else "%.1f" % t_np
             sp = "n/a" if t_np != t_np else "%.2f" % (t_np / t_ml)
             print("| %s | %s | %.1f | %s | %s |"

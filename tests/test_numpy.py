@@ -722,3 +722,28 @@ def test_numpy_ufuncs_on_tracers_dispatch_to_tnp():
     check(f, f, x)
     with pytest.raises(TypeError, match="not supported on traced values"):
         tr.make_ir(lambda v: np.add.reduce(v))(x)
+
+
+def test_more_numpy_functions():
+    xp = np.array([0.0, 1.0, 2.5, 4.0], F32)
+    fp = np.array([1.0, -1.0, 3.0, 0.0], F32)
+    x = np.array([-1.0, 0.0, 0.5, 2.5, 3.0, 5.0], F32)
+    check(lambda v: tnp.interp(v, xp, fp), lambda v: np.interp(v, xp, fp), x, dtype=F32)
+    check(lambda v: tnp.interp(v, xp, fp, left=-9.0, right=9.0),
+          lambda v: np.interp(v, xp, fp, left=-9.0, right=9.0), x, dtype=F32)
+    for side in ("left", "right"):
+        check(lambda v: tnp.searchsorted(xp, v, side=side),
+              lambda v: np.searchsorted(xp, v, side=side).astype(np.int32), x, dtype=np.int32)
+    a = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 2.0]], F32)
+    check(lambda v: tnp.cross(v, v[::-1]), lambda v: np.cross(v, v[::-1]), a)
+    n = np.array([1.0, np.nan, 3.0, np.nan], F32)
+    m = np.array([np.nan, 2.0, 1.0, np.nan], F32)
+    check(tnp.fmax, np.fmax, n, m)
+    check(tnp.fmin, np.fmin, n, m)
+    check(lambda v: tnp.divmod(v, 4), lambda v: np.divmod(v, 4), np.arange(-5, 5, dtype=np.int32))
+    check(lambda v: tnp.clip(v, min=0, max=2), lambda v: np.clip(v, 0, 2), np.arange(-5, 5, dtype=np.int32))
+    check(lambda v: tnp.broadcast_arrays(v, v[:, None]), lambda v: np.broadcast_arrays(v, v[:, None]), xp)
+    np.testing.assert_allclose(tnp.logspace(0, 2, 5), np.logspace(0, 2, 5), rtol=1e-6)
+    np.testing.assert_allclose(tnp.geomspace(1, 100, 5), np.geomspace(1, 100, 5), rtol=1e-6)
+    assert isinstance(np.ones(2), tnp.ndarray) and not isinstance([1], tnp.ndarray)
+    tr.make_ir(lambda v: (isinstance(v, tnp.ndarray) or 1 / 0) and v)(xp)

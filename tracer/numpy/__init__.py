@@ -360,7 +360,10 @@ def minimum(x, y):
     return lax.min(x, y)
 
 
-def clip(x, a_min=None, a_max=None):
+def clip(x, a_min=None, a_max=None, *, min=None, max=None):
+    """numpy's clip (``min=``/``max=`` are numpy 2's names for the bounds)."""
+    a_min = min if a_min is None else a_min
+    a_max = max if a_max is None else a_max
     x = asarray_operand(x)
     if a_min is not None:
         x = maximum(x, a_min)
@@ -683,6 +686,11 @@ def squeeze(a, axis=None):
     return lax.reshape(a, [d for i, d in enumerate(shp) if i not in axes])
 
 
+def broadcast_arrays(*args) -> list:
+    shape = broadcast_shapes("broadcast_arrays", *[get_aval(asarray_operand(a)).shape for a in args])
+    return [broadcast_to(a, shape) for a in args]
+
+
 def broadcast_to(a, shape):
     return lax.broadcast_to_shape(asarray_operand(a), _shape_tuple(shape))
 
@@ -842,7 +850,9 @@ from ._math import (  # noqa: E402,F401
     logaddexp, logaddexp2, hypot, nan_to_num, heaviside, deg2rad, rad2deg, radians, degrees,
     arcsinh, arccosh, arctanh, cbrt, signbit, copysign, sinc, fabs, float_power, isclose, allclose,
     array_equal, count_nonzero, nansum, nanmax, nanmin, nanmean, average, ptp, select, sort, argsort,
-    median, percentile, quantile, cumprod, nonzero, flatnonzero, argwhere, unique)
+    median, percentile, quantile, cumprod, nonzero, flatnonzero, argwhere, unique, fmax, fmin,
+    searchsorted, interp, cross, logspace, geomspace)
+from ._math import divmod_ as divmod  # noqa: E402
 from . import linalg  # noqa: E402,F401
 
 

@@ -286,3 +286,84 @@ nonzero = _concrete_only("nonzero", np.nonzero)
 flatnonzero = _concrete_only("flatnonzero", np.flatnonzero)
 argwhere = _concrete_only("argwhere", np.argwhere)
 unique = _concrete_only("unique", np.unique)
+
+
+def divmod_(x1, x2):
+    from . import floor_divide, remainder
+    return floor_divide(x1, x2), remainder(x1, x2)
+
+
+def fmax(x1, x2):
+    """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
+    from . import where as _where, isnan, maximum
+    x1, x2 = promote_operands("fmax", x1, x2)
+    return _where(isnan(x1), x2, _where(isnan(x2), x1, maximum(x1, x2)))
+
+
+def fmin(x1, x2):
+    from . import where as _where, isnan, minimum
+    x1, x2 = promote_operands("fmin", x1, x2)
+    return _where(isnan(x1), x2, _where(isnan(x2), x1, minimum(x1, x2)))
+
+
+def searchsorted(a, v, side: str = "left"):
+    """Insertion indices into the sorted 1-D ``a`` (int32), by counting comparisons:
+    O(len(a) * v.size) work with static shapes."""
+    from . import sum as _sum, less, less_equal, expand_dims
+    if side not in ("left", "right"):
+        raise ValueError("searchsorted: side must be 'left' or 'right'")
+    a, v = asarray_operand(a), asarray_operand(v)
+    if get_aval(a).ndim != 1:
+        raise ValueError("searchsorted: a must be 1-D")
+    from . import result_type_of
+    dt = result_type_of(a, v)
+    a, v = cast(a, dt), cast(v, dt)
+    cmp = less if side == "left" else less_equal
+    return _sum(cast(cmp(a, expand_dims(v, -1)), dtypes.int32), axis=-1)
+
+
+def interp(x, xp, fp, left=None, right=None):
+    """Piecewise-linear interpolation (``numpy.interp``) with increasing ``xp``."""
+    from . import where as _where, clip, take, searchsorted as _ss
+    x, xp, fp = (promote_operands("interp", v, to_float=True)[0] for v in (x, xp, fp))
+    n = get_aval(xp).shape[0]
+    if n == 0:
+        raise ValueError("interp: xp must not be empty")
+    if n == 1:
+        from . import full_like
+        return _where(x < take(xp, 0), fp[0] if left is None else left,
+                      _where(x > take(xp, 0), fp[0] if right is None else right, full_like(x, 0.0) + take(fp, 0)))
+    i = clip(_ss(xp, x, side="right"), 1, n - 1)
+    x0, x1 = take(xp, i - 1), take(xp, i)
+    y0, y1 = take(fp, i - 1), take(fp, i)
+    dx = x1 - x0
+    t = (x - x0) / _where(dx == 0, 1.0, dx)
+    out = y0 + t * (y1 - y0)
+    out = _where(x < take(xp, 0), take(fp, 0) if left is None else left, out)
+    return _where(x > take(xp, n - 1), take(fp, n - 1) if right is None else right, out)
+
+
+def cross(a, b, axis: int = -1):
+    """Cross product of 3-vectors along ``axis``."""
+    from . import moveaxis, stack
+    a, b = promote_operands("cross", a, b)
+    a, b = moveaxis(a, axis, -1), moveaxis(b, axis, -1)
+    if get_aval(a).shape[-1] != 3:
+        raise ValueError("cross: only 3-vectors are supported")
+    a0, a1, a2 = (a[..., i] for i in range(3))
+    b0, b1, b2 = (b[..., i] for i in range(3))
+    return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
+def logspace(start, stop, num: int = 50, endpoint: bool = True, base=10.0, dtype=None):
+    from . import linspace, power
+    out = power(float(base) if not isinstance(base, Tracer) else base,
+                linspace(start, stop, num, endpoint=endpoint))
+    return out if dtype is None else cast(out, dtypes.canonical(dtype))
+
+
+def geomspace(start, stop, num: int = 50, endpoint: bool = True, dtype=None):
+    if isinstance(start, Tracer) or isinstance(stop, Tracer):
+        raise TypeError("geomspace needs concrete bounds")
+    out = np.geomspace(start, stop, num, endpoint=endpoint)
+    return out.astype(dtypes.canonical(dtype or dtypes.default_float))

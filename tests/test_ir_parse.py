@@ -230,7 +230,9 @@ BAD = [
     ("def f(a:f32[3]):\n  b:f32[3] = custom[fwd=my_rule] a\n  return b", "unknown primitive"),
     ("f(a:f32[3]):\n  return a", "line 1: expected a graph header"),
     ("def f(a:f32[3]):\n  b:f32[3] = reduce_sum[axes=my_fn] a\n  return b",
-     "line 2: 'my_fn' is not a value; a param printed as a bare name is usually a Python function"),
+     "line 2: param 'axes' holds a Python function (my_fn), which IR text cannot carry"),
+    ("def f(a:f32[3]):\n  b:f32[3] = reduce_sum[axes=(0, <lambda>)] a\n  return b",
+     "line 2: param 'axes' holds a Python function (<lambda>)"),
     ("def f(a):\n  return a", "line 1: variable 'a' needs a type"),
     ("", "empty IR text"),
 ]
@@ -256,7 +258,17 @@ def test_callable_params_are_refused():
     g = tr.make_ir(lambda x: p.bind(x, rule=my_rule))(np.zeros(2, np.float32))
     with pytest.raises(IRParseError, match="my_rule"):
         check_printable(g)
-    with pytest.raises(IRParseError, match="my_rule.*Python function"):
+    with pytest.raises(IRParseError, match="param 'rule' holds a Python function \\(my_rule\\)"):
+        parse(g.text(consts=True))
+
+
+def test_custom_vjp_rules_are_named_when_parsing():
+    @tr.custom_vjp
+    def f(x):
+        return tnp.sin(x)
+    f.defvjp(lambda x: (tnp.sin(x), x), lambda r, g: (g * tnp.cos(r),))
+    g = tr.make_ir(lambda x: f(x) * 2.0)(np.ones(3, np.float32))
+    with pytest.raises(IRParseError, match="line 2: param '(bwd|fwd)' holds a Python function"):
         parse(g.text(consts=True))
 
 

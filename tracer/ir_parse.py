@@ -71,6 +71,7 @@ _TOKEN = re.compile(r"""
   | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<pyname><[A-Za-z_][\w.]*>)
   | (?P<punct>[\[\](),=:~_\-])
 """, re.VERBOSE)
 
@@ -148,16 +149,19 @@ class _Tokens:
         self.next()
         return ShapedArray(tuple(shape), dtypes.FROM_SHORT[dt], weak)
 
-    def value(self) -> Any:
+    def value(self, param: str | None = None) -> Any:
         """A param value: number, bool, None, string, dtype, tuple, list, or b64 bytes."""
         kind, tok = self.next()
+        if kind == "pyname" or (kind == "name" and param and tok not in _WORDS and self.peek()[1] != "\""):
+            self.fail(f"param {param!r} holds a Python function ({tok}), which IR text cannot carry "
+                      f"(e.g. a custom_vjp rule): a graph with such params cannot be parsed back")
         if kind == "str":
             import ast
             return ast.literal_eval(tok)
         if kind == "num":
             return float(tok) if any(c in tok for c in ".eE") else int(tok)
         if tok == "-":
-            v = self.value()
+            v = self.value(param)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 self.fail(f"'-' before a non-number {v!r}")
             return -v
@@ -165,7 +169,7 @@ class _Tokens:
             close = ")" if tok == "(" else "]"
             items, trailing = [], False
             while not self.at(close):
-                items.append(self.value())
+                items.append(self.value(param))
                 trailing = False
                 if not self.at(close):
                     self.expect(",")
@@ -191,6 +195,9 @@ class _Tokens:
             self.fail(f"{tok!r} is not a value; a param printed as a bare name is usually a "
                       f"Python function (e.g. a custom_vjp rule), which IR text cannot carry")
         self.fail(f"expected a value, found {tok!r}")
+
+
+_WORDS = {"True", "False", "None", "inf", "nan", "b64", *dtypes.FROM_SHORT}
 
 
 class _B64(str):
@@ -366,7 +373,7 @@ class _Parser:
             while not toks.at("]"):
                 key = toks.name("a param name")
                 toks.expect("=")
-                params[key] = toks.value()
+                params[key] = toks.value(param=key)
                 if not toks.at("]"):
                     toks.expect(",")
             toks.next()

@@ -39,7 +39,7 @@ for f32 unary functions also every 64th bit pattern of the whole range);
     exp2       1.04   1.09       logistic   2.34   2.36
     expm1      1.64   2.02       atan       1.81   1.80
     log        0.80   0.85       atan2      2.18   2.19
-    log2       1.74   1.63       pow        0.51   1.04
+    log2       0.76   0.72       pow        0.51   1.04
     log1p      0.80   0.85       erf        1.04   1.00
     sin        0.57   0.87       sqrt       0.50   0.50
     cos        0.57   0.91       rsqrt      1.48   1.49
@@ -171,7 +171,8 @@ _ERF_TAIL = {
 _LN2 = {32: (0.6931471824645996, -1.9046542121259336e-09),
         64: (0.6931471805599453, 2.3190468138462996e-17)}
 _LN2_HI32 = (0.6931471803691238, 1.9082149292705877e-10)  # hi has 32 bits
-_LOG2E = {32: 1.4426950216293335, 64: 1.4426950408889634}
+_LOG2E = {32: (1.4426950216293335, 1.925963033500011e-08),
+          64: (1.4426950408889634, 2.0355273740931033e-17)}
 _PIO2 = {32: (1.5707963705062866, -4.371138828673793e-08),
          64: (1.5707963267948966, 6.123233995736766e-17)}
 _PI = {32: (3.1415927410125732, -8.742277657347586e-08),
@@ -399,7 +400,7 @@ def _exp_reduce(c, x, lo_part=None):
 
     fma makes x - n*ln2_hi exact (Cody-Waite with a full-precision ln2_hi)."""
     hi, lo = _LN2[c.bits]
-    n = c.rint(c.mul(x, _LOG2E[c.bits]))
+    n = c.rint(c.mul(x, _LOG2E[c.bits][0]))
     r = c.fma(n, -hi, x)
     if lo_part is None:
         return n, c.fma(n, -lo, r)
@@ -432,15 +433,22 @@ def _log_split(c, x):
     return c.to_float(k), c.sub(m, 1.0)
 
 
-def _log1p_f(c, f, corr=None, coeffs=None):
-    """log(1 + f) (+ corr) for f in [sqrt(1/2) - 1, sqrt(2) - 1] (fdlibm form):
-    s = f/(2+f), log1p(f) = f - (hfsq - s*(hfsq + R(s**2)))."""
+def _log1p_parts(c, f, corr=None, coeffs=None):
+    """(f, hfsq, t) with log(1 + f) (+ corr) = f - hfsq + t, for f in
+    [sqrt(1/2) - 1, sqrt(2) - 1] (fdlibm form): s = f/(2+f), hfsq = f*f/2,
+    t = s*(hfsq + R(s**2))."""
     s = c.div(f, c.add(f, 2.0))
     z = c.mul(s, s)
     big_r = c.mul(z, c.poly(z, coeffs or _LOG[c.bits]))
     hfsq = c.mul(c.mul(f, f), 0.5)
     t = c.mul(s, c.add(hfsq, big_r)) if corr is None else \
         c.fma(s, c.add(hfsq, big_r), corr)
+    return f, hfsq, t
+
+
+def _log1p_f(c, f, corr=None, coeffs=None):
+    """log(1 + f) (+ corr) for f in [sqrt(1/2) - 1, sqrt(2) - 1]."""
+    f, hfsq, t = _log1p_parts(c, f, corr, coeffs)
     return c.sub(f, c.sub(hfsq, t))
 
 
@@ -521,13 +529,22 @@ def _f_log(c, x):
 
 
 def _f_log2(c, x):
-    """log2: same reduction as log; k + log1p(f)*log2(e) with one fma.
-    Exact for powers of two.  ~1.75 ulp."""
+    """log2: same reduction as log; log1p(f) = hi + lo (hi = f - f*f/2),
+    times log2(e) = L + l with the products and the sum with k carried as
+    (hi, lo) pairs (fdlibm e_log2 with fma).  Exact for powers of two.
+    ~0.8 ulp."""
     xs, kadj = _prescale_subnormal(c, x)
     k, f = _log_split(c, xs)
     k = c.add(k, kadj)
-    res = c.fma(_log1p_f(c, f), _LOG2E[c.bits], k)
-    return _log_specials(c, x, res)
+    f, hfsq, t = _log1p_parts(c, f)
+    hi = c.sub(f, hfsq)
+    lo = c.add(c.sub(c.sub(f, hi), hfsq), t)        # f - hi is exact
+    big, small = _LOG2E[c.bits]
+    ph = c.mul(hi, big)
+    pl = c.fma(hi, big, c.neg(ph))
+    pl = c.fma(lo, big, c.fma(hi, small, pl))
+    w, e = c.fast_two_sum(k, ph)                    # |k| >= |ph| or k == 0
+    return _log_specials(c, x, c.add(w, c.add(e, pl)))
 
 
 def _f_log1p(c, x):

@@ -111,6 +111,15 @@ for op in ("reduce_sum", "reduce_prod", "reduce_max", "reduce_min"):
                                                                           hi=2 if "prod" in op else 3))
     case(f"{op}-all", lambda x, op=op: getattr(lax, op)(x, (0, 1, 2)), arr("float32", (2, 3, 4), lo=0.5, hi=1.5))
     case(f"{op}-middle", lambda x, op=op: getattr(lax, op)(x, (1,)), arr("float64", (3, 4, 5), lo=0.5, hi=1.5))
+# long enough for the block kernel (warp shuffles + shared memory), not the per-thread loop
+for op in ("reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin"):
+    for dt in ("float32", "float64", "int32", "int64"):
+        lo, hi = (0.99, 1.01) if "prod" in op and dt.startswith("float") else (-50, 50)
+        fn = (lambda x, op=op: getattr(lax, op)(x, 1)) if op.startswith("arg") else \
+            (lambda x, op=op: getattr(lax, op)(x, (1,)))
+        case(f"{op}-block-{dt}", fn, arr(dt, (3, 300), lo=lo, hi=hi))
+case("reduce_max-block-bool", lambda x: lax.reduce_max(x, (0,)), np.eye(300, 2, k=-217, dtype=bool))
+case("reduce_min-block-columns", lambda x: lax.reduce_min(x, (0,)), arr("float32", (300, 5)))
 for dt in ("bool",):
     case("reduce_max-bool", lambda x: lax.reduce_max(x, (0,)), arr(dt))
     case("reduce_min-bool", lambda x: lax.reduce_min(x, (1,)), arr(dt))

@@ -207,14 +207,61 @@ def _combiner(ctx, op, dt):
     return lambda a, c: (fn(ctx.ev.em, dt, a[0], c[0]),)
 
 
-def reduce(op, x, axes, dest, dtype, out_dtype, nout, k, splits, reduced_shape=None):
-    """Reduce ``x`` (an atom) over ``axes`` into buffer ``dest`` (nout x splits
-    partials when splits > 1). ``op``: sum, prod, max, min, argmax, argmin."""
+def _reduce_element(ctx, x, axes, k, arg):
+    """``element(o, r)``: the r-th reduced element of output o, as a tuple (value,) or
+    (value, r) for argmax/argmin."""
+    b = ctx.b
     shape = x.aval.shape
     kept = [i for i in range(len(shape)) if i not in axes]
     kept_shape = tuple(shape[i] for i in kept)
     red_shape = tuple(shape[i] for i in axes)
     trailing = tuple(axes) == tuple(range(len(shape) - len(axes), len(shape)))
+
+    def element(o, r):
+        if trailing:
+            idx = Index(b, shape, flat=b.add(b.mul(o, c64(k)), r))
+        else:
+            full = [None] * len(shape)
+            for pos, v in zip(kept, Index(b, kept_shape, flat=o).multi()):
+                full[pos] = v
+            for pos, v in zip(axes, Index(b, red_shape, flat=r).multi()):
+                full[pos] = v
+            idx = Index(b, shape, multi=full)
+        v = ctx.ev.value(x, idx)
+        return (v, r) if arg else (v,)
+    return element
+
+
+def _store_result(ctx, v, arg, dest, out_dtype, pos):
+    b = ctx.b
+    res = v[1] if arg else v[0]
+    if arg and np.dtype(out_dtype).itemsize < 8:
+        res = b.trunc(res, llvm_type(out_dtype))
+    store(b, ctx.arg(dest), out_dtype, pos, res)
+
+
+def reduce_serial(op, x, axes, dest, dtype, out_dtype, nout, k):
+    """One thread per output element, looping over the reduced elements: for short
+    reductions or many outputs (adjacent threads read adjacent columns)."""
+    def body(ctx):
+        dt = np.dtype(dtype)
+        arg = op in ("argmax", "argmin")
+        comb = _combiner(ctx, op, dt)
+        element = _reduce_element(ctx, x, axes, k, arg)
+        ident = (identity(op, dt), c64(k)) if arg else (identity(op, dt),)
+        start, stride = global_thread(ctx)
+
+        def per_output(o):
+            acc = ctx.loop(c64(0), c64(k), c64(1), lambda r, *a: comb(tuple(a), element(o, r)), ident)
+            _store_result(ctx, tuple(acc), arg, dest, out_dtype, o)
+        ctx.loop(start, c64(nout), stride, per_output)
+        return _grid_for(nout), (BLOCK, 1, 1)
+    return body
+
+
+def reduce(op, x, axes, dest, dtype, out_dtype, nout, k, splits):
+    """Reduce ``x`` (an atom) over ``axes`` into buffer ``dest`` (nout x splits
+    partials when splits > 1). ``op``: sum, prod, max, min, argmax, argmin."""
     block = BLOCK if k >= BLOCK else 32
     nwarps = block // 32
     chunk = -(-k // splits)
@@ -229,20 +276,7 @@ def reduce(op, x, axes, dest, dtype, out_dtype, nout, k, splits, reduced_shape=N
         smem_i = T.shared_array(b.module, f"{ctx.name}_i", I64, nwarps) if arg else None
         ident = (identity(op, dt), c64(k)) if arg else (identity(op, dt),)
 
-        def element(o, r):
-            if trailing:
-                idx = Index(b, shape, flat=b.add(b.mul(o, c64(k)), r))
-            else:
-                om = Index(b, kept_shape, flat=o).multi()
-                rm = Index(b, red_shape, flat=r).multi()
-                full = [None] * len(shape)
-                for pos, v in zip(kept, om):
-                    full[pos] = v
-                for pos, v in zip(axes, rm):
-                    full[pos] = v
-                idx = Index(b, shape, multi=full)
-            v = ctx.ev.value(x, idx)
-            return (v, r) if arg else (v,)
+        element = _reduce_element(ctx, x, axes, k, arg)
 
         def per_output(o):
             lo = b.mul(ctx.i64("ctaid", "y"), c64(chunk))
@@ -280,10 +314,7 @@ def reduce(op, x, axes, dest, dtype, out_dtype, nout, k, splits, reduced_shape=N
         def _out(v):
             o = ctx._o
             pos = b.add(b.mul(o, c64(splits)), ctx.i64("ctaid", "y")) if splits > 1 else o
-            res = v[1] if arg else v[0]
-            if arg:
-                res = b.trunc(res, llvm_type(out_dtype)) if np.dtype(out_dtype).itemsize < 8 else res
-            store(b, ctx.arg(dest), out_dtype, pos, res)
+            _store_result(ctx, v, arg, dest, out_dtype, pos)
 
         def outer(o):
             ctx._o = o

@@ -35,6 +35,7 @@ HOST_CONTROL = frozenset({"cond", "while", "scan"})   # driven from the host (se
 CHEAP = INDEX_MAPS | {"convert_element_type", "neg", "not"}
 EXPENSIVE = frozenset({"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "atan",
                        "atan2", "pow", "logistic", "erf", "div", "rem", "sqrt", "rsqrt"})
+SERIAL_K = 64        # reductions this short (or with very many outputs): a thread per output
 RECOMPUTE_LIMIT = 4   # arithmetic cost above which a value read many times is stored
 SUPPORTED = FUSABLE | ROOTS | HOST_CONTROL
 
@@ -337,7 +338,10 @@ def _root(e, pname, out, buf_of, emit, new_buffer, elementwise, flush):
         if op not in ("argmax", "argmin") and k >= 16384 and nout < 512:
             splits = min(-(-k // 8192), 1024)
         if splits == 1:
-            emit(K.reduce(op, x, axes, dest, x.aval.dtype, out.aval.dtype, nout, k, 1))
+            if k <= SERIAL_K or (nout >= 8192 and k <= 4096):
+                emit(K.reduce_serial(op, x, axes, dest, x.aval.dtype, out.aval.dtype, nout, k))
+            else:
+                emit(K.reduce(op, x, axes, dest, x.aval.dtype, out.aval.dtype, nout, k, 1))
             return
         part_aval = ShapedArray((nout, splits), x.aval.dtype)
         part = new_buffer(part_aval, "temp")

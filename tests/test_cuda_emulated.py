@@ -17,7 +17,9 @@ pytestmark = pytest.mark.skipif(not emulator.available(), reason="no C compiler 
 
 @pytest.fixture
 def emu():
-    drv = emulator.EmulatedDriver()
+    # guard pages after every buffer: a kernel touching one element past a buffer
+    # crashes (as a GPU raises CUDA_ERROR_ILLEGAL_ADDRESS) instead of passing silently
+    drv = emulator.EmulatedDriver(guard=True)
     rt._driver_override.append(drv)
     try:
         yield drv

@@ -19,6 +19,8 @@ import re
 import subprocess
 import tempfile
 
+import mmap
+
 import llvmlite.binding as llvm
 import numpy as np
 
@@ -91,6 +93,15 @@ done:
 }
 """
 
+PAGE = mmap.PAGESIZE
+
+
+def _libc():
+    lib = ctypes.CDLL(None)
+    lib.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return lib
+
+
 _LIBM = {"exp", "exp2", "expm1", "log", "log2", "log1p", "sin", "cos", "tan", "tanh", "atan",
          "atan2", "pow", "erf", "sqrt"}
 _state: dict = {}
@@ -158,8 +169,9 @@ def _host_ir(program) -> str:
 class EmulatedDriver:
     """The ``Driver`` interface on the CPU: host memory, kernels run by the emulator."""
 
-    def __init__(self):
+    def __init__(self, guard: bool = False):
         _library()
+        self.guard = guard
         self.memory: dict = {}
         self.launches: list = []   # (kernel name, grid, block) of every launch, for tests
         self._modules: list = []
@@ -190,10 +202,20 @@ class EmulatedDriver:
 
     # memory
     def alloc(self, nbytes):
+        """Host memory. With ``guard=True`` every block ends exactly at an inaccessible
+        page, so a kernel reading or writing one element past a buffer crashes the
+        process (as the GPU would fault) instead of passing silently."""
         if nbytes == 0:
             return 0
-        buf = np.empty(nbytes + 64, np.uint8)
-        ptr = (buf.ctypes.data + 63) // 64 * 64
+        if self.guard:
+            pages = -(-nbytes // PAGE) + 1
+            buf = mmap.mmap(-1, pages * PAGE)
+            base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+            _libc().mprotect(ctypes.c_void_p(base + (pages - 1) * PAGE), PAGE, 0)
+            ptr = base + (pages - 1) * PAGE - nbytes
+        else:
+            buf = np.empty(nbytes + 64, np.uint8)
+            ptr = (buf.ctypes.data + 63) // 64 * 64
         self.memory[ptr] = (buf, nbytes)
         return ptr
 

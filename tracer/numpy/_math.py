@@ -35,7 +35,6 @@ def logaddexp(x1, x2):
 
 
 def logaddexp2(x1, x2):
-    from . import log2, exp2  # noqa: F401
     x1, x2 = _f("logaddexp2", x1, x2)
     ln2 = math.log(2.0)
     return logaddexp(x1 * ln2, x2 * ln2) / ln2

@@ -59,7 +59,8 @@ def array_split(ary, indices_or_sections, axis: int = 0) -> list:
 def split(ary, indices_or_sections, axis: int = 0) -> list:
     """Split into equal pieces (an int must divide the axis) or at the given indices."""
     if isinstance(indices_or_sections, (int, np.integer)):
-        n = get_aval(asarray_operand(ary)).shape[_axis(axis, get_aval(asarray_operand(ary)).ndim, "split")]
+        shape = get_aval(asarray_operand(ary)).shape
+        n = shape[_axis(axis, len(shape), "split")]
         if indices_or_sections <= 0 or n % indices_or_sections:
             raise ValueError(f"split: array split does not result in an equal division "
                              f"({n} into {indices_or_sections} sections)")
@@ -154,7 +155,7 @@ def roll(a, shift, axis=None):
         if n == 0:
             continue
         if isinstance(s, Tracer):
-            from . import remainder, take, arange, subtract
+            from . import remainder, take, subtract
             idx = remainder(subtract(lax.iota(dtypes.int32, (n,), 0), cast(s, dtypes.int32)), n)
             x = take(x, idx, axis=ax)
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import get_aval
-from ._core import asarray_operand, promote_operands
+from ._core import promote_operands
 
 
 def norm(x, ord=None, axis=None, keepdims: bool = False):

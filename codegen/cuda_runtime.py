@@ -19,7 +19,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tracer import dtypes
 
 c_void_p, c_int, c_uint, c_size_t, c_char_p = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint,
                                                ctypes.c_size_t, ctypes.c_char_p)

@@ -5,7 +5,6 @@ exceptions, and the launch parameters the runtime packs for each kernel."""
 from __future__ import annotations
 
 import ctypes
-import os
 import shutil
 import subprocess
 

@@ -231,3 +231,9 @@ def test_table_covers_every_primitive():
         walk(tr.make_ir(fun)(*args))
     missing = set(tr.PRIMITIVES) - seen - CONTROL_FLOW
     assert not missing, f"primitives without a CUDA test case: {sorted(missing)}"
+
+
+def test_every_primitive_has_a_cuda_lowering():
+    from codegen.cuda.plan import CALLS, SUPPORTED
+    missing = sorted(set(tr.PRIMITIVES) - SUPPORTED - CALLS)
+    assert missing == [], "primitives the CUDA back end cannot lower (codegen.cuda.plan)"

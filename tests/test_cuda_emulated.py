@@ -130,3 +130,83 @@ def test_mathlib_provider_without_libdevice(emu, monkeypatch, fun, args):
     assert "__nv_" not in f.lower(*args).as_text("llvm")
     for g, w in zip(tr.tree_leaves(f(*args)), tr.tree_leaves(fun(*args))):
         close(g, w)
+
+
+# ---------------------------------------------------------------- random programs
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+import tracer.lax as lax  # noqa: E402
+
+
+@st.composite
+def programs(draw):
+    """A random chain of index maps, elementwise ops and reductions on one input."""
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
+    steps = draw(st.lists(st.tuples(st.sampled_from(
+        ["transpose", "slice", "pad", "rev", "broadcast", "reshape", "concat", "exp", "mul", "sum",
+         "max", "gather", "cumsum", "dot"]), st.integers(0, 2**16)), min_size=1, max_size=6))
+    x = np.random.default_rng(draw(st.integers(0, 9))).uniform(-1, 1, shape).astype(np.float32)
+    return x, steps
+
+
+def _apply(x, steps):
+    import random
+    for name, seed in steps:
+        rnd = random.Random(seed)  # the same choices when traced and when run eagerly
+        shape = np.shape(x) if not hasattr(x, "aval") else x.aval.shape
+        nd = len(shape)
+        if nd == 0:
+            x = lax.broadcast_in_dim(x, (3,), ())
+            continue
+        if name == "transpose":
+            perm = list(range(nd))
+            rnd.shuffle(perm)
+            x = lax.transpose(x, perm)
+        elif name == "slice":
+            start = [rnd.randrange(d) for d in shape]
+            limit = [rnd.randrange(s + 1, d + 1) for s, d in zip(start, shape)]
+            x = lax.slice(x, start, limit, [rnd.randrange(1, 3) for _ in shape])
+        elif name == "pad":
+            x = lax.pad(x, np.float32(0.5), [(rnd.randrange(3), rnd.randrange(3), rnd.randrange(2)) for _ in shape])
+        elif name == "rev":
+            x = lax.rev(x, [d for d in range(nd) if rnd.random() < 0.5])
+        elif name == "broadcast" and nd < 4:
+            pos = rnd.randrange(nd + 1)
+            x = lax.broadcast_in_dim(x, shape[:pos] + (2,) + shape[pos:],
+                                     tuple(i if i < pos else i + 1 for i in range(nd)))
+        elif name == "reshape":
+            x = lax.reshape(x, (int(np.prod(shape)),))
+        elif name == "concat":
+            x = lax.concatenate([x, lax.neg(x)], rnd.randrange(nd))
+        elif name == "exp":
+            x = lax.exp(lax.mul(x, np.float32(0.5)))
+        elif name == "mul":
+            x = lax.add(lax.mul(x, x), np.float32(-0.25))
+        elif name == "sum" and nd > 1:
+            x = lax.reduce_sum(x, (rnd.randrange(nd),))
+        elif name == "max" and nd > 1:
+            x = lax.reduce_max(x, (rnd.randrange(nd),))
+        elif name == "gather":
+            idx = np.array([[rnd.randrange(-1, shape[0] + 1)] for _ in range(3)], np.int32)
+            x = lax.gather(x, idx, (0,), rnd.choice(["clip", "fill"]))
+        elif name == "cumsum":
+            x = lax.cumsum(x, rnd.randrange(nd), reverse=rnd.random() < 0.5)
+        elif name == "dot" and nd == 2:
+            x = lax.dot_general(x, lax.transpose(x, (1, 0)), (((1,), (0,)), ((), ())))
+    return x
+
+
+@given(programs())
+def test_random_programs_match_numpy(prog):
+    x, steps = prog
+    drv = emulator.EmulatedDriver(guard=True)
+    rt._driver_override.append(drv)
+    try:
+        fun = lambda v: _apply(v, steps)  # noqa: E731
+        want = np.asarray(fun(x))
+        got = np.asarray(tr.jit(fun, backend="cuda")(x))
+    finally:
+        rt._driver_override.remove(drv)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

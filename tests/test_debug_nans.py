@@ -18,11 +18,22 @@ HERE = os.path.basename(__file__)
 
 @pytest.fixture
 def debug_nans():
+    before = config.debug_nans
     config.update("debug_nans", True)
     try:
         yield
     finally:
-        config.update("debug_nans", False)
+        config.update("debug_nans", before)
+
+
+@pytest.fixture
+def no_debug_nans():
+    before = config.debug_nans
+    config.update("debug_nans", False)
+    try:
+        yield
+    finally:
+        config.update("debug_nans", before)
 
 
 def line_of(fn, text):
@@ -168,7 +179,7 @@ def test_jit_grad_nan_in_adjoint(debug_nans):
     assert e.value.report.source.lineno == line_of(safe_sqrt_loss, "tnp.sqrt")
 
 
-def test_jit_without_switch_returns_nan():
+def test_jit_without_switch_returns_nan(no_debug_nans):
     jit = _jit()
     out = jit(tr.grad(safe_sqrt_loss))(np.array([1.0, 0.0], np.float32))
     assert np.isnan(out[1])

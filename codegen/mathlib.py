@@ -833,7 +833,10 @@ def _pow_mag32(c, ax, y):
     ax64 = c.b.fpext(ax, d.ty)          # float32 subnormals are normal here
     p = d.mul(c.b.fpext(y, d.ty),
               _log_core(d, ax64, subnormals=False, coeffs=_LOG_POW32))
-    return c.b.fptrunc(_exp_core(d, p, coeffs=_EXP_POW32), c.ty)
+    # e**p: beyond +-160 the float32 result is 0 / inf, and 2**n is normal
+    n, r = _exp_reduce(d, d.clamp(p, -160.0, 160.0))
+    e = d.mul(d.add(1.0, _expm1_r(d, r, _EXP_POW32)), d.pow2i(d.to_int(n)))
+    return c.b.fptrunc(e, c.ty)
 
 
 def _f_pow(c, x, y):

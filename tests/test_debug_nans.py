@@ -52,7 +52,7 @@ def safe_sqrt_loss(x):
     return tnp.sum(tnp.where(x > 0, r, 0.0))
 
 
-def test_forward_equation_is_named():
+def test_forward_equation_is_named(no_debug_nans):
     g = tr.make_ir(forward_loss)(np.zeros(3, np.float32))
     x = np.array([1.0, 0.1, 2.0], np.float32)
     assert np.isnan(core.interpret(g, [x])[0])  # the oracle: the graph really gives NaN
@@ -64,7 +64,7 @@ def test_forward_equation_is_named():
     assert "primitive `log`" in msg and f"{HERE.split('.')[0]}" in msg and str(r.source.lineno) in msg
 
 
-def test_adjoint_equation_is_named_as_vjp_of_forward_line():
+def test_adjoint_equation_is_named_as_vjp_of_forward_line(no_debug_nans):
     g = tr.make_ir(tr.grad(safe_sqrt_loss))(np.zeros(3, np.float32))
     x = np.array([1.0, 0.0, 4.0], np.float32)
     assert not np.isnan(safe_sqrt_loss(x))  # the forward value is fine...
@@ -81,7 +81,7 @@ def test_clean_graph_and_nan_inputs():
     assert r.eqn is None and "input 0" in r.message()
 
 
-def test_check_outputs_raises_floating_point_error():
+def test_check_outputs_raises_floating_point_error(no_debug_nans):
     g = tr.make_ir(forward_loss)(np.zeros(2, np.float32))
     x = np.array([0.0, 3.0], np.float32)
     outs = core.interpret(g, [x])

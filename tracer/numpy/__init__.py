@@ -309,12 +309,25 @@ def floor_divide(x, y):
         x, y = cast(x, _dt.int32), cast(y, _dt.int32)
         dt = _dt.int32
     if _dt.is_float(dt):
-        return lax.floor(lax.div(x, y))
+        return _float_floor_divide(x, y)
     q = lax.div(x, y)  # truncates toward zero; x // 0 = 0
     r = lax.rem(x, y)
     adjust = lax.and_(lax.ne(r, lax.full_like(r, 0)), lax.ne(lax.lt(r, lax.full_like(r, 0)),
                                                                  lax.lt(y, lax.full_like(y, 0))))
     return lax.select(adjust, lax.sub(q, 1), q)
+
+
+def _float_floor_divide(x, y):
+    """numpy's float floor division: (x - fmod(x, y)) / y, corrected to the divisor's sign
+    (floor(x / y) would round 1 // 0.1 up to 10)."""
+    mod = lax.rem(x, y)
+    d = lax.div(lax.sub(x, mod), y)
+    zero = lax.full_like(mod, 0)
+    fix = lax.and_(lax.ne(mod, zero), lax.ne(lax.lt(y, lax.full_like(y, 0)), lax.lt(mod, zero)))
+    d = lax.select(fix, lax.sub(d, 1.0), d)
+    fl = lax.floor(d)
+    fl = lax.select(lax.gt(lax.sub(d, fl), 0.5), lax.add(fl, 1.0), fl)
+    return lax.select(lax.eq(y, lax.full_like(y, 0)), lax.div(x, y), fl)
 
 
 def remainder(x, y):

@@ -9,7 +9,10 @@ unique name; the returned resource tracker keeps its code alive.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
+import os
+import tempfile
 import threading
 
 import llvmlite
@@ -60,15 +63,73 @@ def assembly(ir_text: str) -> str:
     return tm.emit_assembly(llvm.parse_assembly(ir_text))
 
 
-class JITCode:
-    """Machine code of one module, loaded into this process; keeps it alive."""
+def object_code(ir_text: str) -> bytes:
+    """A relocatable object file of an (optimised) module for the host."""
+    return target_machine().emit_object(llvm.parse_assembly(ir_text))
 
-    def __init__(self, ir_text: str, symbol: str):
+
+class JITCode:
+    """Machine code of one module (an object file), loaded into this process; keeps it
+    alive."""
+
+    def __init__(self, obj: bytes, symbol: str):
         target_machine()
         self.library = f"tracer_lib{next(_counter)}"
         with _lock:
-            self._tracker = (llvm.JITLibraryBuilder().add_ir(ir_text).add_current_process()
+            self._tracker = (llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
                              .export_symbol(symbol).link(_state["lljit"], self.library))
         self.address = self._tracker[symbol]
         if not self.address:
             raise RuntimeError(f"JIT: symbol {symbol} not found after linking")
+
+
+# ---------------------------------------------------------------- the on-disk object cache
+
+def cache_dir() -> str | None:
+    """Where compiled objects are kept across processes: ``TRACER_CACHE_DIR`` (default
+    ``~/.cache/tracer``); None when ``TRACER_NO_DISK_CACHE`` is set."""
+    if os.environ.get("TRACER_NO_DISK_CACHE", "").strip() not in ("", "0"):
+        return None
+    return os.environ.get("TRACER_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tracer")
+
+
+def cache_key(ir_text: str) -> str:
+    """Object files are keyed by the emitted LLVM IR and the host they were built for
+    (constants are pointer arguments, so their values are not part of the IR)."""
+    return hashlib.sha256((host_description() + "\n" + ir_text).encode()).hexdigest()
+
+
+def load_cached(key: str) -> bytes | None:
+    d = cache_dir()
+    if d is None:
+        return None
+    try:
+        with open(os.path.join(d, key + ".o"), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def store_cached(key: str, obj: bytes) -> None:
+    """Write atomically (temporary file, then rename); a read-only or full disk only
+    means no caching."""
+    d = cache_dir()
+    if d is None:
+        return
+    try:
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(obj)
+        os.replace(tmp, os.path.join(d, key + ".o"))
+    except OSError:
+        pass
+
+
+def forget_cached(key: str) -> None:
+    d = cache_dir()
+    if d is not None:
+        try:
+            os.remove(os.path.join(d, key + ".o"))
+        except OSError:
+            pass

@@ -5,11 +5,15 @@ is called through an ABI-mode function pointer and each array is passed as
 ``ffi.from_buffer(arr)`` (about 0.2 us per array, no copy); without cffi, ctypes
 with ``arr.ctypes.data`` (about 1 us per array). Constants are converted once at
 compile time and kept alive by the executable.
+
+Object code is cached in memory (identical modules load once per process) and on
+disk (``codegen.compile.cache_dir``: ``TRACER_CACHE_DIR``, off with
+``TRACER_NO_DISK_CACHE=1``), keyed by the emitted LLVM IR and the host description;
+a hit skips LLVM's optimisation and code generation.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 
 import numpy as np
 
@@ -24,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover
     _ffi = None
 
-_JIT_CACHE: dict[str, C.JITCode] = {}  # optimised IR text hash -> loaded code
+_JIT_CACHE: dict[str, C.JITCode] = {}  # cache key (LLVM IR + host) -> loaded code
 
 
 def _contiguous(a: np.ndarray, dtype) -> np.ndarray:
@@ -44,12 +48,17 @@ class Executable:
         info: dict = {}
         self.llvm_ir = lower(graph, self.name, info)
         self.scratch_bytes = info["scratch_bytes"]  # intermediate buffers, planned statically
-        self.optimized_llvm_ir = C.optimize(self.llvm_ir)
-        self.hash = hashlib.sha256(self.optimized_llvm_ir.encode()).hexdigest()
+        self._optimized = None
+        self.hash = C.cache_key(self.llvm_ir)
+        self.from_disk = False
         code = _JIT_CACHE.get(self.hash)
         if code is None:
-            code = _JIT_CACHE[self.hash] = C.JITCode(self.optimized_llvm_ir, self.name)
-        self.code = code
+            code = self._load_from_disk()
+        if code is None:
+            obj = C.object_code(self.optimized_llvm_ir)
+            code = C.JITCode(obj, self.name)
+            C.store_cached(self.hash, obj)
+        self.code = _JIT_CACHE[self.hash] = code
         self.in_avals = [v.aval for v in graph.invars]
         self.out_avals = [v.aval for v in graph.outvars]
         self.consts = [np.ascontiguousarray(c) for c in graph.constvals]
@@ -93,6 +102,25 @@ class Executable:
 
     def _oom(self):
         raise MemoryError(f"compiled function {self.name}: could not allocate its scratch memory")
+
+    def _load_from_disk(self):
+        obj = C.load_cached(self.hash)
+        if obj is None:
+            return None
+        try:
+            code = C.JITCode(obj, self.name)
+        except Exception:  # a damaged cache file: compile afresh
+            C.forget_cached(self.hash)
+            return None
+        self.from_disk = True
+        return code
+
+    @property
+    def optimized_llvm_ir(self) -> str:
+        """The module after LLVM -O3 (recomputed on demand when the code came from disk)."""
+        if self._optimized is None:
+            self._optimized = C.optimize(self.llvm_ir)
+        return self._optimized
 
     @property
     def assembly(self) -> str:

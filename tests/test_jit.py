@@ -265,3 +265,31 @@ def test_custom_vjp_functions_compile_and_keep_their_rule():
     np.testing.assert_allclose(tr.jit(lambda x: f(x) + f(x * 2))(x), np.sin(x) * 2 + np.sin(2 * x) * 2,
                                rtol=1e-6)
     np.testing.assert_array_equal(tr.jit(tr.grad(lambda x: tnp.sum(f(x))))(x), [7, 7, 7])
+
+
+def test_disk_cache_reuses_object_code_across_processes(tmp_path):
+    code = textwrap.dedent("""
+        import numpy as np, tracer as tr
+        f = tr.jit(lambda x: x * 3 + 1)
+        lw = f.lower(np.ones(5, np.float32))
+        ex = lw.compile().executable
+        assert (ex(np.ones(5, np.float32))[0] == 4).all()
+        print("disk" if ex.from_disk else "fresh")
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TRACER_CACHE_DIR": str(tmp_path)}
+    env.pop("TRACER_NO_DISK_CACHE", None)
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           cwd=root, env=env) for _ in range(2)]
+    assert [r.stdout.strip() for r in runs] == ["fresh", "disk"], [r.stderr[-1000:] for r in runs]
+    # a damaged file is recompiled, not trusted
+    for name in os.listdir(tmp_path):
+        (tmp_path / name).write_bytes(b"garbage")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=root, env=env)
+    assert r.stdout.strip() == "fresh", r.stderr[-1000:]
+    env["TRACER_NO_DISK_CACHE"] = "1"
+    env["TRACER_CACHE_DIR"] = str(tmp_path / "unused")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=root, env=env)
+    assert r.stdout.strip() == "fresh" and not (tmp_path / "unused").exists()

@@ -122,3 +122,20 @@ def test_random_float32_programs(prog):
     for g, r in zip(got, ref):
         # floor/round of values at an integer boundary may flip with last-bit differences
         np.testing.assert_allclose(g, r, rtol=2e-3, atol=2e-3 * (1 + np.abs(r).max()))
+
+
+@given(programs())
+@settings(max_examples=15)
+def test_jit_of_grad_of_random_programs_matches_eager_grad(prog):
+    fun, args = prog
+
+    def scalar_loss(x, y, z):
+        total = 0.0
+        for o in fun(x, y, z):
+            total = total + lax.reduce_sum(lax.tanh(o), tuple(range(o.ndim)))
+        return total
+    g = tr.grad(scalar_loss, argnums=(0, 1))
+    eager = g(*args)
+    compiled = tr.jit(g)(*args)
+    for e, c in zip(eager, compiled):
+        np.testing.assert_allclose(c, e, rtol=1e-9, atol=1e-9)

@@ -255,6 +255,9 @@ def test_promotion_function_and_weak_types():
     (tnp.asarray, ([1, 2],), I32),
     (tnp.asarray, ([1.0, 2],), F32),
     (tnp.asarray, (np.array([1.0], F64),), F64),
+    (tnp.asarray, (np.float64(2.0),), F64),
+    (tnp.asarray, (np.int64(2),), I64),
+    (tnp.asarray, (2.0,), F32),
 ])
 def test_result_dtypes(fn, args, want):
     r = fn(*args)

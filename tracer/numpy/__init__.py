@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import dtypes as _dt
-from ..core import Tracer, get_aval
+from ..core import Tracer, concrete_aval, get_aval
 from ..core import where as _at_user_line
 from ..errors import DTypeError, ShapeError
 from .. import lax
@@ -50,6 +50,8 @@ def asarray(x, dtype=None):
             cast(stack([asarray(e) for e in x]), _dt.canonical(dtype))
     if dtype is not None:
         return np.asarray(x, _dt.canonical(dtype))
+    if isinstance(x, np.generic):  # numpy scalars keep their dtype (np.float64 is a float)
+        return concrete_aval(x)[0]
     if isinstance(x, float) or (isinstance(x, (list, tuple)) and np.asarray(x).dtype == np.float64
                                 and not _has_np_float64(x)):
         return np.asarray(x, _dt.default_float)

@@ -264,7 +264,8 @@ class DeviceArray:
     @classmethod
     def from_host(cls, dev: Device, x) -> "DeviceArray":
         from tracer.core import concrete_aval
-        arr = np.ascontiguousarray(concrete_aval(x)[0])
+        val = concrete_aval(x)[0]
+        arr = np.ascontiguousarray(val).reshape(val.shape)  # (ascontiguousarray makes 0-d 1-d)
         out = cls.empty(dev, arr.shape, arr.dtype)
         dev.activate()
         dev.driver.htod(out.ptr, arr)
@@ -285,6 +286,17 @@ class DeviceArray:
             raise TypeError("len() of a 0-d array")
         return self.shape[0]
 
+    # Anything else a numpy array can do happens on a host copy (explicitly a copy:
+    # use jit(..., backend="cuda") functions to compute on the device).
+    def __getitem__(self, idx):
+        return self.to_host()[idx]
+
+    def __bool__(self):
+        return bool(self.to_host())
+
+    def __index__(self):
+        return self.to_host().__index__()
+
     def __float__(self):
         return float(self.to_host())
 
@@ -303,6 +315,22 @@ class DeviceArray:
     def block_until_ready(self) -> "DeviceArray":
         self.device.driver.synchronize()
         return self
+
+
+def _host_op(name):
+    def op(self, *args):
+        return getattr(self.to_host(), name)(*[np.asarray(a) if isinstance(a, DeviceArray) else a
+                                                for a in args])
+    op.__name__ = name
+    return op
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+              "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__pow__", "__rpow__",
+              "__matmul__", "__rmatmul__", "__neg__", "__pos__", "__abs__", "__lt__", "__le__",
+              "__gt__", "__ge__", "__eq__", "__ne__", "__and__", "__or__", "__xor__", "__invert__"):
+    setattr(DeviceArray, _name, _host_op(_name))
+DeviceArray.__hash__ = None
 
 
 def _shaped(shape, dtype):
@@ -413,7 +441,7 @@ class Executable:
                 offsets[b.id] = end
                 end += need
         arena = DeviceArray.empty(self.device, (end,), np.uint8) if end else None
-        base = arena.ptr if arena else 0
+        base = arena.ptr if arena is not None else 0
         return {bid: base + off for bid, off in offsets.items()}, arena
 
     def __call__(self, *args):

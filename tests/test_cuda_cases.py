@@ -179,6 +179,7 @@ case("softmax-fusion", lambda x: tr.nn.softmax(x, axis=-1), arr("float32", (6, 7
 case("shared-subexpression", lambda x: (tnp.exp(x).sum(0), tnp.exp(x) * 2), arr("float32"))
 case("output-is-input", lambda x, y: (x, y * 2, x), arr("float32"), arr("float32", seed=1))
 case("constant-output", lambda x: (x + 1, np.arange(4.0, dtype=np.float32)), arr("float32"))
+case("constant-output-0d", lambda x: (x + 1, np.float64(2.5), np.int32(7)), arr("float32"))
 case("zero-size", lambda x: (x * 2, tnp.sum(x, axis=0)), np.zeros((0, 3), np.float32))
 case("cond", lambda p, x: tr.cond(p > 0, lambda v: tnp.exp(v) + 1.0, lambda v: v * 2.0, x),
      np.float32(1.0), arr("float32"))

@@ -210,3 +210,17 @@ def test_random_programs_match_numpy(prog):
     finally:
         rt._driver_override.remove(drv)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_device_array_behaves_like_a_host_array(emu):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    d = tr.device_put(a)
+    np.testing.assert_array_equal(d + 1, a + 1)
+    np.testing.assert_array_equal(2 * d - d, a)
+    np.testing.assert_array_equal(d @ a.T, a @ a.T)
+    np.testing.assert_array_equal(d[1], a[1])
+    assert float(tr.device_put(np.float32(2.5))) == 2.5 and bool(tr.device_put(True))
+    assert (d < 3).sum() == 3 and len(d) == 2
+    tree = tr.device_put({"w": a, "b": [np.ones(2), 3.0]})
+    assert isinstance(tree["w"], rt.DeviceArray) and isinstance(tree["b"][1], rt.DeviceArray)
+    np.testing.assert_array_equal(np.asarray(tree["b"][0]), np.ones(2))

@@ -235,7 +235,7 @@ def lower(graph: Graph, name: str = "kernel", module=None) -> Program:
     consts = {}
     for v, val in zip(graph.constvars, graph.constvals):
         buf_of[v] = new_buffer(v.aval, "const")
-        consts[buf_of[v]] = np.ascontiguousarray(val)
+        consts[buf_of[v]] = np.asarray(val)
     out_set = {v for v in graph.outvars if isinstance(v, Var)}
     for e in graph.eqns:
         for o in e.outvars:

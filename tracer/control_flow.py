@@ -34,6 +34,7 @@ from .autodiff import jvp_graph, vjp_graph
 from .batching import batch_graph, move_batch_axis
 from .core import Primitive, Tracer, eval_concrete, eval_graph, get_aval, trace_flat, where
 from .ir import Graph, Literal, ShapedArray, Var
+from .passes import dce
 from .pytree import PyTreeDef, tree_flatten, tree_unflatten
 
 # ---------------------------------------------------------------- sub-graph helpers
@@ -44,6 +45,7 @@ def _trace_closed(fn: Callable, in_avals: Sequence[ShapedArray], name: str) -> t
     the values the function closed over (captured outer tracers and constant arrays)
     are ``extras``, and they are the graph's *leading* inputs."""
     graph, captured = trace_flat(fn, in_avals, name)
+    graph = dce(graph)  # e.g. the loss value computed by a grad inside a loop body
     n = len(in_avals)
     explicit, cap_vars = graph.invars[:n], graph.invars[n:]
     invars = list(graph.constvars) + list(cap_vars) + list(explicit)

@@ -9,8 +9,9 @@ unless it is *materialised* into a device buffer:
 
 * it is a graph output;
 * it is read by a dot_general (which reads each element many times) and does
-  arithmetic, or it does costly arithmetic (a transcendental, a division, or a few
-  operations) and is read by two or more kernels or through an expanding broadcast.
+  arithmetic;
+* it does some arithmetic (``RECOMPUTE_LIMIT``) and is read through a broadcast that
+  expands it, or a lot (``SHARED_RECOMPUTE_LIMIT``) and is read by several kernels.
 
 Materialised fusable variables of one shape that follow each other become one
 multi-output elementwise kernel. Control flow (cond, while, scan) is driven from
@@ -36,7 +37,13 @@ CHEAP = INDEX_MAPS | {"convert_element_type", "neg", "not"}
 EXPENSIVE = frozenset({"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "atan",
                        "atan2", "pow", "logistic", "erf", "div", "rem", "sqrt", "rsqrt"})
 SERIAL_K = 64        # reductions this short (or with very many outputs): a thread per output
-RECOMPUTE_LIMIT = 4   # arithmetic cost above which a value read many times is stored
+# Arithmetic cost (1 per operation, 10 per transcendental or division) from which a
+# value is stored rather than recomputed: when read through an expanding broadcast
+# (recomputed once per copy), and when read by several kernels (recomputed once per
+# kernel; GPUs are bandwidth-bound, so recomputing a few operations beats a store and
+# a reload).
+RECOMPUTE_LIMIT = 4
+SHARED_RECOMPUTE_LIMIT = 30
 SUPPORTED = FUSABLE | ROOTS | HOST_CONTROL
 
 
@@ -209,8 +216,8 @@ def _materialise(graph: Graph, producers) -> set:
             reach.setdefault(v, set()).update(src)
     for e in graph.eqns:  # producers before consumers: decide in topological order
         for o in e.outvars:
-            if e.prim.name in FUSABLE and o not in mat and cost.get(o, 0) >= RECOMPUTE_LIMIT and \
-                    len(reach.get(o, ())) > 1:
+            if e.prim.name in FUSABLE and o not in mat and \
+                    cost.get(o, 0) >= SHARED_RECOMPUTE_LIMIT and len(reach.get(o, ())) > 1:
                 mat.add(o)
     return mat
 

@@ -418,3 +418,17 @@ def test_every_control_flow_primitive_has_every_rule():
             assert getattr(p, rule) is not core.MISSING, (name, rule)
     from codegen.cpu import LOWERINGS
     assert {"cond", "while", "scan"} <= set(LOWERINGS)
+
+
+def test_polynomial_example_whole_loop_mode():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "polynomial.py"
+    spec = importlib.util.spec_from_file_location("polynomial_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    x, y = mod.make_data()
+    w_steps = mod.fit(30, log=None)
+    w_whole = mod.make_train(30)(mod.init_weights(0), x, y)
+    for a, b in zip(w_steps, w_whole):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -33,6 +33,7 @@ from .ad_util import Zero, instantiate, is_zero
 from .autodiff import jvp_graph, vjp_graph
 from .batching import batch_graph, move_batch_axis
 from .core import Primitive, Tracer, eval_concrete, eval_graph, get_aval, trace_flat, where
+from .errors import TracerError
 from .ir import Graph, Literal, ShapedArray, Var
 from .passes import dce
 from .pytree import PyTreeDef, tree_flatten, tree_unflatten
@@ -128,8 +129,8 @@ def _batch_sub(graph: Graph, in_batched: Sequence[bool], size: int, force_out: S
     return g, extras, box[0]
 
 
-def _jvp_sub(graph: Graph, nz_in: Sequence[bool], force_out: Sequence[bool], name: str,
-             primal_layout: Callable | None = None) -> tuple[Graph, list, list[bool]]:
+def _jvp_sub(graph: Graph, nz_in: Sequence[bool], force_out: Sequence[bool],
+             name: str) -> tuple[Graph, list, list[bool]]:
     """Trace the JVP of a sub-graph. Inputs: the primals, then the tangents of the inputs
     in ``nz_in``; outputs: the primals, then the tangents that are nonzero or forced.
     Returns (graph, extras, which output tangents are present)."""
@@ -484,8 +485,12 @@ def _ct_avals(xs, mask):
     return [get_aval(x).strip_weak() for x, m in zip(xs, mask) if m]
 
 
+class ReverseModeError(TracerError, NotImplementedError):
+    """Reverse-mode differentiation of a loop whose trip count is not static."""
+
+
 def _while_vjp_fwd(primals, **params):
-    raise NotImplementedError(
+    raise ReverseModeError(
         f"reverse-mode differentiation (grad, vjp, jacrev) of a while_loop is not supported{where()}: "
         f"its trip count is known only at run time, so the per-iteration values the backward "
         f"pass needs cannot be stored in buffers sized in advance. Use tr.fori_loop with "
@@ -663,7 +668,6 @@ def _scan_vjp_fwd(primals, *, body, length, reverse, num_consts, num_carry):
     half reads (found as the forward tracers the traced backward half captures)."""
     diff_in = [_diff(a) for a in body.in_avals]
     diff_out = [_diff(a) for a in body.out_avals]
-    n_in = len(body.invars)
     box = {}
 
     def fwd(*args):
@@ -698,7 +702,6 @@ def _scan_vjp_fwd(primals, *, body, length, reverse, num_consts, num_carry):
     # constant sources that name a const operand take its outer value now
     sources = [("c", primals[v]) if kind == "c" and isinstance(v, int) else (kind, v)
                for kind, v in sources]
-    del n_in
     return outs[:n_out], _ScanResiduals(bwd_graph, sources, outs[n_out:], diff_in, diff_out)
 
 

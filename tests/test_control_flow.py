@@ -432,3 +432,68 @@ def test_polynomial_example_whole_loop_mode():
     w_whole = mod.make_train(30)(mod.init_weights(0), x, y)
     for a, b in zip(w_steps, w_whole):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- compositions
+
+def _f_cond_in_scan(w):
+    def body(c, x):
+        c2 = tr.cond(c > 0.5, lambda v: tnp.sin(v * w[0]), lambda v: v * w[1] + x, c)
+        return c2, c2
+    c, ys = tr.scan(body, F64(0.3), XS)
+    return c + tnp.sum(ys ** 2)
+
+
+def _f_int_carry(w):
+    c, ys = tr.scan(lambda c, x: ((c[0] + x[1], c[1] * w[0] + x[0]), c[1] * w[1]),
+                    (np.int32(0), F64(1.0)), (XS, np.arange(5, dtype=np.int32)))
+    return c[1] + ys.sum() + c[0]
+
+
+def _f_while_in_scan(w):  # forward mode only
+    def body(c, x):
+        v = tr.while_loop(lambda v: v[0] < 3, lambda v: (v[0] + 1, tnp.sin(v[1] * w[0]) + x), (0, c))
+        return v[1], v[1]
+    c, ys = tr.scan(body, F64(0.3), XS)
+    return c + tnp.sum(ys) * w[1]
+
+
+@pytest.mark.parametrize("f,reverse_ok", [(_f_cond_in_scan, True), (_f_int_carry, True),
+                                          (_f_while_in_scan, False)])
+def test_compositions_against_finite_differences(f, reverse_ok):
+    w = np.array([0.4, 0.9])
+    want = fd_grad(f, w)
+    close(tr.jacfwd(f)(w), want)
+    close(tr.jit(tr.jacfwd(f))(w), want)
+    if reverse_ok:
+        close(tr.grad(f)(w), want)
+        close(tr.jit(tr.grad(f))(w), want)
+        W = np.stack([w, 0.5 * w])
+        close(tr.vmap(tr.grad(f))(W), np.stack([want, fd_grad(f, W[1])]))
+        close(tr.hessian(f)(w), np.stack([fd_grad(lambda v: tr.grad(f)(v)[k], w) for k in range(2)]),
+              tol=1e-4)
+
+
+def test_jacrev_of_scan_ys_batches_the_backward_scan():
+    def f(w):
+        return tr.scan(lambda c, x: (tnp.sin(c * w[0]) + x * w[1], c * x), F64(0.2), XS)[1]
+    w = np.array([0.4, 0.9])
+    want = np.stack([(f(w + e) - f(w - e)) / (2 * EPS) for e in np.eye(2) * EPS], -1)
+    close(tr.jacrev(f)(w), want)
+    close(tr.jacfwd(f)(w), want)
+
+
+def test_vmap_of_while_with_cond_inside_compiled():
+    def f(n, x):
+        body = lambda c: (c[0] + 1, tr.cond(c[1] > 2.0, lambda v: v * 0.5, lambda v: v * x, c[1]))  # noqa
+        return tr.while_loop(lambda c: c[0] < n, body, (0, F64(1.0)))[1]
+
+    def py(n, x):
+        v = 1.0
+        for _ in range(n):
+            v = v * 0.5 if v > 2 else v * x
+        return v
+    N, X = np.array([1, 3, 6], np.int32), np.array([1.5, 2.5, 3.0])
+    want = [py(n, x) for n, x in zip(N, X)]
+    close(tr.vmap(f)(N, X), want)
+    close(tr.jit(tr.vmap(f))(N, X), want)

@@ -271,11 +271,17 @@ def _cond_jvp(primals, tangents, *, branches):
                       for f, a in zip(force, branches[0].out_avals)]
 
 
-def _cond_vjp(cts, primals, outs, *, branches):
+def _cond_vjp_fwd(primals, *, live, branches):
+    # Nothing is stored: the residual is which operands are differentiated.
+    return cond_p.bind(*primals, branches=branches), live
+
+
+def _cond_vjp(cts, primals, outs, *, branches, residuals=None):
     # The backward branch re-runs the taken branch's forward pass (no stored residuals).
     index, ops = primals[0], primals[1:]
     op_avals = [get_aval(x) for x in ops]
-    diff_in = [_diff(a) for a in op_avals]
+    live = residuals[1:] if residuals is not None else [True] * len(ops)
+    diff_in = [_diff(a) and lv for a, lv in zip(op_avals, live)]
     ct_present = [not is_zero(c) for c in cts]
     ct_avals = [a.strip_weak() for a, p in zip(branches[0].out_avals, ct_present) if p]
     if not any(ct_present) or not any(diff_in):
@@ -331,6 +337,8 @@ def _cond_batch(args, dims, *, branches):
 cond_p.abstract_eval = _cond_aval
 cond_p.impl = _cond_impl
 cond_p.jvp = _cond_jvp
+cond_p.vjp_fwd = _cond_vjp_fwd
+cond_p.vjp_fwd_wants_live = True
 cond_p.vjp = _cond_vjp
 cond_p.batch = _cond_batch
 
@@ -662,11 +670,14 @@ class _ScanResiduals:
         self.diff_in, self.diff_out = diff_in, diff_out
 
 
-def _scan_vjp_fwd(primals, *, body, length, reverse, num_consts, num_carry):
+def _scan_vjp_fwd(primals, *, live, body, length, reverse, num_consts, num_carry):
     """The forward scan of reverse mode: its body is the forward half of the body's VJP
     and also returns, stacked over iterations, the intermediate values that the backward
-    half reads (found as the forward tracers the traced backward half captures)."""
-    diff_in = [_diff(a) for a in body.in_avals]
+    half reads (found as the forward tracers the traced backward half captures).
+    Consts and xs that are not differentiated (``live``) get no cotangent; carries
+    always do (a differentiated const may reach them)."""
+    diff_in = [_diff(a) and (lv or num_consts <= k < num_consts + num_carry)
+               for k, (a, lv) in enumerate(zip(body.in_avals, live))]
     diff_out = [_diff(a) for a in body.out_avals]
     box = {}
 
@@ -775,6 +786,7 @@ scan_p.abstract_eval = _scan_aval
 scan_p.impl = _scan_impl
 scan_p.jvp = _scan_jvp
 scan_p.vjp_fwd = _scan_vjp_fwd
+scan_p.vjp_fwd_wants_live = True
 scan_p.vjp = _scan_vjp
 scan_p.batch = _scan_batch
 

@@ -497,3 +497,45 @@ def test_vmap_of_while_with_cond_inside_compiled():
     want = [py(n, x) for n, x in zip(N, X)]
     close(tr.vmap(f)(N, X), want)
     close(tr.jit(tr.vmap(f))(N, X), want)
+
+
+# ---------------------------------------------------------------- random loop bodies
+
+_OPS = [  # (traced, numpy) pairs of smooth binary steps of (carry, x, w)
+    (lambda c, x, w: tnp.sin(c * w) + x, lambda c, x, w: np.sin(c * w) + x),
+    (lambda c, x, w: c * 0.5 + tnp.tanh(x * w), lambda c, x, w: c * 0.5 + np.tanh(x * w)),
+    (lambda c, x, w: c[::-1] * w + x, lambda c, x, w: c[::-1] * w + x),
+    (lambda c, x, w: c - 0.1 * tnp.sum(c * c) * w + x, lambda c, x, w: c - 0.1 * np.sum(c * c) * w + x),
+    (lambda c, x, w: tnp.where(c > x, c * w, x), lambda c, x, w: np.where(c > x, c * w, x)),
+]
+
+
+@given(st.lists(st.integers(0, len(_OPS) - 1), min_size=1, max_size=3), st.integers(0, 4),
+       st.booleans(), st.integers(0, 10_000))
+def test_random_scan_bodies(ops, length, reverse, seed):
+    """scan of a random composition of steps: values vs a Python loop, grad vs finite
+    differences, compiled vs the interpreter."""
+    rng = np.random.default_rng(seed)
+    xs, init = rng.uniform(-1, 1, (length, 3)), rng.uniform(-1, 1, 3)
+    w0 = np.float64(rng.uniform(0.5, 1.5))
+
+    def f(w):
+        def body(c, x):
+            for k in ops:
+                c = _OPS[k][0](c, x, w)
+            return c, c[0] * x[1]
+        c, ys = tr.scan(body, init, xs, reverse=reverse)
+        return tnp.sum(c * c) + tnp.sum(ys)
+
+    def py(w):
+        c, ys = init.copy(), np.zeros(length)
+        for i in (reversed(range(length)) if reverse else range(length)):
+            for k in ops:
+                c = _OPS[k][1](c, xs[i], w)
+            ys[i] = c[0] * xs[i][1]
+        return np.sum(c * c) + np.sum(ys)
+    close(f(w0), py(w0))
+    if 4 not in ops:  # `where` has kinks where finite differences are unreliable
+        close(tr.grad(f)(w0), fd_grad(py, w0), tol=1e-5)
+    close(tr.jit(f)(w0), py(w0))
+    close(tr.jit(tr.grad(f))(w0), tr.grad(f)(w0))

@@ -23,8 +23,8 @@ log "install"
 # The package runs from the checkout (PYTHONPATH); pip is only needed for missing
 # dependencies, and the GPU machine may be offline, so it gets short time limits.
 if [ -z "${GPU_CHECK_NO_INSTALL:-}" ] && ! "$PY" -c "import numpy, llvmlite, pytest" 2>/dev/null; then
-  timeout 120 "$PY" -m pip install -q --retries 1 --timeout 10 -e ".[test,cuda]" >> "$OUT/gpu_check.log" 2>&1 \
-    || timeout 60 "$PY" -m pip install -q --no-deps --no-build-isolation -e . >> "$OUT/gpu_check.log" 2>&1 \
+  timeout 60 "$PY" -m pip install -q --retries 1 --timeout 10 -e ".[test,cuda]" >> "$OUT/gpu_check.log" 2>&1 \
+    || timeout 30 "$PY" -m pip install -q --no-deps --no-build-isolation -e . >> "$OUT/gpu_check.log" 2>&1 \
     || log "pip install failed; running from the checkout"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -62,7 +62,7 @@ log "GPU tests"
 if "$PY" -c "import pytest" 2>/dev/null; then
   # tests/conftest.py needs hypothesis, which the GPU tests do not use
   NOCONF=""; "$PY" -c "import hypothesis" 2>/dev/null || NOCONF="--noconftest"
-  timeout 170 "$PY" -m pytest -q -m gpu -p no:cacheprovider $NOCONF tests/test_cuda_gpu.py \
+  timeout 180 "$PY" -m pytest -q -m gpu -p no:cacheprovider $NOCONF tests/test_cuda_gpu.py \
       --junitxml="$OUT/junit-gpu.xml" > "$OUT/pytest-gpu.txt" 2>&1 || STATUS=1
   tail -n 30 "$OUT/pytest-gpu.txt" | tee -a "$OUT/gpu_check.log"
 else
@@ -70,9 +70,9 @@ else
 fi
 
 log "GPU benchmark"
-timeout 90 "$PY" benchmarks/bench_gpu.py --out "$OUT" >> "$OUT/gpu_check.log" 2>&1 || {
+timeout 75 "$PY" benchmarks/bench_gpu.py --out "$OUT" >> "$OUT/gpu_check.log" 2>&1 || {
   log "full benchmark failed or timed out; quick run"; STATUS=1
-  timeout 45 "$PY" benchmarks/bench_gpu.py --quick --out "$OUT" >> "$OUT/gpu_check.log" 2>&1 || true; }
+  timeout 30 "$PY" benchmarks/bench_gpu.py --quick --out "$OUT" >> "$OUT/gpu_check.log" 2>&1 || true; }
 [ -f "$OUT/bench_gpu.md" ] && cat "$OUT/bench_gpu.md" | tee -a "$OUT/gpu_check.log"
 
 log "done (status $STATUS)"

@@ -49,6 +49,17 @@ def test_case_matches_numpy(emu, fun, args):
         close(g, w, f"output {i}")
 
 
+def test_fills_write_every_element(emu):
+    """Outputs filled from a scalar (an empty reduction's identity) cover the whole
+    buffer, whatever the recycled memory held before."""
+    junk = tr.device_put(np.full(3, 7.0, np.float32))
+    del junk  # its block goes back to the pool and is reused below
+    out = tr.jit(lambda x: (tr.numpy.sum(x, axis=0), tr.numpy.prod(x, axis=0)), backend="cuda")(
+        np.zeros((0, 3), np.float32))
+    np.testing.assert_array_equal(np.asarray(out[0]), np.zeros(3, np.float32))
+    np.testing.assert_array_equal(np.asarray(out[1]), np.ones(3, np.float32))
+
+
 def test_device_arrays_stay_on_device(emu):
     """Results feed the next call without a host round trip; device_put uploads once."""
     params, x, y = MLP_ARGS

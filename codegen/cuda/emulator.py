@@ -216,6 +216,7 @@ class EmulatedDriver:
         else:
             buf = np.empty(nbytes + 64, np.uint8)
             ptr = (buf.ctypes.data + 63) // 64 * 64
+        ctypes.memset(ptr, 0xA5, nbytes)  # junk, as fresh device memory: unwritten outputs show
         self.memory[ptr] = (buf, nbytes)
         return ptr
 

@@ -261,18 +261,19 @@ def lower(graph: Graph, name: str = "kernel", module=None) -> Program:
 
     def flush():
         if pending:
-            shape = pending[0][1].aval.shape
-            outs = [(buf, atom, atom.aval.dtype) for buf, atom in pending]
+            shape = pending[0][2]
+            outs = [(buf, atom, atom.aval.dtype) for buf, atom, _ in pending]
             emit(K.elementwise(outs, shape),
-                 inline=frozenset(a for buf, a in pending if buf_of.get(a) == buf))
+                 inline=frozenset(a for buf, a, _ in pending if buf_of.get(a) == buf))
             pending.clear()
 
     def elementwise(buf, atom, shape):
-        if atom.aval.size == 0:
+        """Fill buffer ``buf`` of ``shape`` with ``atom`` (same shape, or 0-d: broadcast)."""
+        if int(np.prod(shape, dtype=np.int64)) == 0:
             return
-        if pending and pending[0][1].aval.shape != shape:
+        if pending and pending[0][2] != shape:
             flush()
-        pending.append((buf, atom))
+        pending.append((buf, atom, shape))
 
     for i, e in enumerate(graph.eqns):
         pname = e.prim.name

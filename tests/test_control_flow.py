@@ -155,6 +155,9 @@ def test_weak_typed_init_takes_the_body_dtype():
     out = tr.scan(lambda c, x: (tr.fori_loop(0, 2, lambda i, v: v + x, c), None), 0.0,
                   np.ones(3, F64))[0]
     assert out.dtype == F64 and float(out) == 6.0
+    # a weak int carry may become a (default) float, as in JAX
+    c, _ = tr.scan(lambda c, x: (c + 0.5, None), 0, None, length=3)
+    assert c.dtype == np.float32 and float(c) == 1.5
 
 
 def test_closed_over_values_become_operands():

@@ -93,7 +93,7 @@ def _split(seq, *sizes):
     return out
 
 
-def _join_branches(closed: Sequence[tuple[Graph, list]], n_explicit: int) -> tuple[tuple, list]:
+def _join_branches(closed: Sequence[tuple[Graph, list]]) -> tuple[tuple, list]:
     """Give every branch the same inputs: the explicit operands, then the extras of
     all branches in order (each branch ignores the others' extras)."""
     new = []
@@ -203,7 +203,8 @@ def _trace_loop_body(fn: Callable, carry_avals: list[ShapedArray], init_weak: li
                      name: str) -> tuple[Graph, list, list[ShapedArray]]:
     """Trace a loop body ``fn(*carry, *others) -> (carry_out_leaves, other_out_leaves)``
     whose carry outputs must match ``carry_avals``. A carry that started as a weakly
-    typed Python scalar takes the body's (stronger) output dtype: retrace once with it."""
+    typed Python scalar takes the body's output dtype when that is a promotion of it
+    (e.g. int -> float, float32 -> float64): retrace with it."""
     init_weak = list(init_weak)
     while True:
         promote: dict[int, Any] = {}
@@ -213,9 +214,9 @@ def _trace_loop_body(fn: Callable, carry_avals: list[ShapedArray], init_weak: li
             fixed = []
             for i, (o, want) in enumerate(zip(carry_out, carry_avals)):
                 got = get_aval(o)
-                if (init_weak[i] and not got.weak_type and got.shape == want.shape
-                        and got.dtype != want.dtype and _promotes_to(want, got.dtype)):
-                    promote[i] = got.dtype
+                if (init_weak[i] and got.shape == want.shape and got.dtype != want.dtype
+                        and _promotes_to(want, got.dtype)):
+                    promote[i] = got
                     fixed.append(o)
                 else:
                     fixed.append(_match_leaf(o, want, what, paths[i], "the carry"))
@@ -223,9 +224,9 @@ def _trace_loop_body(fn: Callable, carry_avals: list[ShapedArray], init_weak: li
         graph, extras = _trace_closed(flat, list(carry_avals) + list(other_avals), name)
         if not promote:
             return graph, extras, carry_avals
-        for i, dt in promote.items():
-            carry_avals[i] = carry_avals[i].update(dtype=dt, weak_type=False)
-            init_weak[i] = False
+        for i, got in promote.items():  # each promotion moves up the lattice: this ends
+            carry_avals[i] = carry_avals[i].update(dtype=got.dtype, weak_type=got.weak_type)
+            init_weak[i] = got.weak_type
 
 
 # ================================================================ cond
@@ -263,7 +264,7 @@ def _cond_jvp(primals, tangents, *, branches):
     for b in branches:  # an output tangent is present when any branch makes it nonzero
         force = [f or p for f, p in zip(force, _jvp_sub(b, nz_in, [False] * n_out, "cond_jvp")[2])]
     closed = [_jvp_sub(b, nz_in, force, f"branch{i}_jvp")[:2] for i, b in enumerate(branches)]
-    new_branches, extras = _join_branches(closed, len(ops) + sum(nz_in))
+    new_branches, extras = _join_branches(closed)
     ts = [t for t, nz in zip(tangents[1:], nz_in) if nz]
     outs = cond_p.bind(index, *ops, *ts, *extras, branches=new_branches)
     prim_out, t_out = outs[:n_out], iter(outs[n_out:])
@@ -294,7 +295,7 @@ def _cond_vjp(cts, primals, outs, *, branches, residuals=None):
             in_cts = backward([next(cs) if p else None for p in ct_present])
             return [instantiate(c, a.strip_weak()) for c, a, d in zip(in_cts, op_avals, diff_in) if d]
         return _trace_closed(fn, op_avals + ct_avals, "cond_bwd")
-    new_branches, extras = _join_branches([bwd(b) for b in branches], len(ops) + len(ct_avals))
+    new_branches, extras = _join_branches([bwd(b) for b in branches])
     res = iter(cond_p.bind(index, *ops, *[c for c in cts if not is_zero(c)], *extras,
                            branches=new_branches))
     return [None] + [next(res) if d else None for d in diff_in]
@@ -329,7 +330,7 @@ def _cond_batch(args, dims, *, branches):
     for b in branches:
         force = [f or x for f, x in zip(force, _batch_sub(b, in_b, size, force, "cond_batch")[2])]
     closed = [_batch_sub(b, in_b, size, force, f"branch{i}_batched")[:2] for i, b in enumerate(branches)]
-    new_branches, extras = _join_branches(closed, len(ops))
+    new_branches, extras = _join_branches(closed)
     outs = cond_p.bind(index, *ops, *extras, branches=new_branches)
     return outs, [0 if f else None for f in force]
 
@@ -432,7 +433,7 @@ def cond(pred, true_fun: Callable, false_fun: Callable, *operands):
 
 def _bind_cond(index, funs, operands, names, what):
     traced, leaves, out_tree = _trace_branches(funs, operands, names, what)
-    branches, extras = _join_branches(traced, len(leaves))
+    branches, extras = _join_branches(traced)
     outs = cond_p.bind(index, *leaves, *extras, branches=branches)
     return tree_unflatten(out_tree, outs)
 

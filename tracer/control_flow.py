@@ -663,8 +663,9 @@ def _scan_jvp(primals, tangents, *, body, length, reverse, num_consts, num_carry
 
 class _ScanResiduals:
     """What the backward scan needs: the backward body graph, and where each of its
-    residual inputs comes from: ('c', value) a loop-invariant value, ('s', j) the j-th
-    stacked residual of the forward scan, ('x', k) the k-th xs operand."""
+    residual inputs comes from: ('c', value) a loop-invariant value (a constant operand
+    or a value computed from them once), ('s', j) the j-th stacked residual of the
+    forward scan, ('x', k) the k-th xs operand."""
 
     def __init__(self, bwd: Graph, sources: list, stacked: list, diff_in: list, diff_out: list):
         self.bwd, self.sources, self.stacked = bwd, sources, stacked
@@ -698,7 +699,7 @@ def _scan_vjp_fwd(primals, *, live, body, length, reverse, num_consts, num_carry
             if not isinstance(r, Tracer):
                 sources.append(("c", r))
             elif k is not None and k < num_consts:
-                sources.append(("c", k))
+                sources.append(("k", k))
             elif k is not None and k >= num_consts + num_carry:
                 sources.append(("x", k - num_consts - num_carry))
             else:
@@ -708,13 +709,36 @@ def _scan_vjp_fwd(primals, *, live, body, length, reverse, num_consts, num_carry
         return list(outs) + stacked
     fwd_graph, extras = _trace_closed(fwd, body.in_avals, "scan_fwd_body")
     bwd_graph, sources = box["res"]
+    n_out, n_fixed = len(body.outvars), len(extras) + num_consts
+    # Residuals computed from loop constants alone are the same every iteration:
+    # compute them once, outside the loop, instead of stacking `length` copies.
+    inv = _loop_invariant(fwd_graph, n_fixed)
+    res_vars = fwd_graph.outvars[n_out:]
+    hoist = [j for j, v in enumerate(res_vars) if v in inv]
+    hoisted: dict[int, Any] = {}
+    if hoist:
+        g_inv = dce(Graph(fwd_graph.invars[:n_fixed], [], [], fwd_graph.eqns,
+                          [res_vars[j] for j in hoist], "scan_invariant_residuals"))
+        hoisted = dict(zip(hoist, eval_graph(g_inv, list(extras) + list(primals[:num_consts]))))
+        fwd_graph = dce(fwd_graph.replace(outvars=fwd_graph.outvars[:n_out] + [
+            v for j, v in enumerate(res_vars) if j not in hoisted]))
+    renumber = {j: i for i, j in enumerate(j for j in range(len(res_vars)) if j not in hoisted)}
     outs = scan_p.bind(*extras, *primals, body=fwd_graph, length=length, reverse=reverse,
-                       num_consts=len(extras) + num_consts, num_carry=num_carry)
-    n_out = len(body.outvars)
-    # constant sources that name a const operand take its outer value now
-    sources = [("c", primals[v]) if kind == "c" and isinstance(v, int) else (kind, v)
-               for kind, v in sources]
+                       num_consts=n_fixed, num_carry=num_carry)
+    sources = [("c", primals[v]) if kind == "k" else
+               ("c", hoisted[v]) if kind == "s" and v in hoisted else
+               ("s", renumber[v]) if kind == "s" else (kind, v) for kind, v in sources]
     return outs[:n_out], _ScanResiduals(bwd_graph, sources, outs[n_out:], diff_in, diff_out)
+
+
+def _loop_invariant(graph: Graph, n_fixed: int) -> set:
+    """The variables of a loop body that depend only on its first ``n_fixed`` inputs
+    (the loop constants)."""
+    inv = set(graph.invars[:n_fixed])
+    for eqn in graph.eqns:
+        if all(isinstance(a, Literal) or a in inv for a in eqn.invars):
+            inv.update(eqn.outvars)
+    return inv
 
 
 def _scan_vjp(cts, primals, outs, *, residuals, body, length, reverse, num_consts, num_carry):

@@ -157,8 +157,10 @@ def programs(draw):
     shape = tuple(draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
     steps = draw(st.lists(st.tuples(st.sampled_from(
         ["transpose", "slice", "pad", "rev", "broadcast", "reshape", "concat", "exp", "mul", "sum",
-         "max", "gather", "cumsum", "dot"]), st.integers(0, 2**16)), min_size=1, max_size=6))
-    x = np.random.default_rng(draw(st.integers(0, 9))).uniform(-1, 1, shape).astype(np.float32)
+         "max", "gather", "cumsum", "dot", "where", "argmax", "scatter_add", "convert"]),
+        st.integers(0, 2**16)), min_size=1, max_size=6))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = np.random.default_rng(draw(st.integers(0, 9))).uniform(-1, 1, shape).astype(dtype)
     return x, steps
 
 
@@ -180,7 +182,7 @@ def _apply(x, steps):
             limit = [rnd.randrange(s + 1, d + 1) for s, d in zip(start, shape)]
             x = lax.slice(x, start, limit, [rnd.randrange(1, 3) for _ in shape])
         elif name == "pad":
-            x = lax.pad(x, np.float32(0.5), [(rnd.randrange(3), rnd.randrange(3), rnd.randrange(2)) for _ in shape])
+            x = lax.pad(x, np.asarray(0.5, _dtype(x)), [(rnd.randrange(3), rnd.randrange(3), rnd.randrange(2)) for _ in shape])
         elif name == "rev":
             x = lax.rev(x, [d for d in range(nd) if rnd.random() < 0.5])
         elif name == "broadcast" and nd < 4:
@@ -192,9 +194,9 @@ def _apply(x, steps):
         elif name == "concat":
             x = lax.concatenate([x, lax.neg(x)], rnd.randrange(nd))
         elif name == "exp":
-            x = lax.exp(lax.mul(x, np.float32(0.5)))
+            x = lax.exp(lax.mul(x, 0.5))
         elif name == "mul":
-            x = lax.add(lax.mul(x, x), np.float32(-0.25))
+            x = lax.add(lax.mul(x, x), -0.25)
         elif name == "sum" and nd > 1:
             x = lax.reduce_sum(x, (rnd.randrange(nd),))
         elif name == "max" and nd > 1:
@@ -206,7 +208,23 @@ def _apply(x, steps):
             x = lax.cumsum(x, rnd.randrange(nd), reverse=rnd.random() < 0.5)
         elif name == "dot" and nd == 2:
             x = lax.dot_general(x, lax.transpose(x, (1, 0)), (((1,), (0,)), ((), ())))
+        elif name == "where":
+            x = lax.select(lax.gt(x, lax.full_like(x, 0.1)), x, lax.neg(lax.mul(x, x)))
+        elif name == "argmax" and nd > 1:
+            ax = rnd.randrange(nd)
+            x = lax.convert_element_type(lax.argmax(x, ax), _dtype(x))
+        elif name == "scatter_add":
+            idx = np.array([[rnd.randrange(-1, shape[0] + 1)] for _ in range(4)], np.int32)
+            upd = lax.gather(x, np.array([[rnd.randrange(shape[0])] for _ in range(4)], np.int32), (0,))
+            x = lax.scatter_add(x, idx, upd, (0,))
+        elif name == "convert":
+            dt = _dtype(x)
+            x = lax.convert_element_type(lax.convert_element_type(lax.mul(x, 7.0), np.int32), dt)
     return x
+
+
+def _dtype(x):
+    return x.aval.dtype if hasattr(x, "aval") else np.asarray(x).dtype
 
 
 @given(programs())

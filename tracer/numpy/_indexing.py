@@ -4,9 +4,13 @@ Basic indices (static ints, slices with any step, None, Ellipsis) become slice /
 rev / reshape. Integer arrays (and traced integer scalars) are advanced indices:
 they broadcast together and become one ``gather``; as in numpy, the indexed
 dimensions go where the first advanced index stood when the advanced indices are
-adjacent, else to the front. Negative indices wrap; out-of-range indices are
-clamped (gather) or dropped (scatter). Boolean masks are accepted only when
-concrete (their result shape must be static).
+adjacent, else to the front. Negative indices wrap; concrete out-of-range indices
+raise IndexError, traced ones are clamped (gather) or dropped (scatter). Boolean
+masks are accepted only when concrete (their result shape must be static).
+
+``x.at[idx]`` updates: integer indices (scalars or arrays, traced or not) on the
+leading axes followed by full slices become one scatter over those axes; any other
+index selects the flat positions of an iota through ``getitem`` and scatters there.
 """
 from __future__ import annotations
 

@@ -304,6 +304,16 @@ def test_reductions(name, ref, data):
 
 
 @given(data=st.data())
+def test_cumulative(data):
+    dtype = data.draw(st.sampled_from([F32, F64, I32]))
+    x = data.draw(arrays(dtype, lo=-2, hi=2, min_dims=0, max_dims=3))
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1) if x.ndim else st.none()))
+    rtol = 1e-5 if dtype == F32 else 1e-12
+    check(lambda v: tnp.cumprod(v, axis), lambda v: np.cumprod(v, axis, dtype=v.dtype), x, rtol=rtol)
+    check(lambda v: tnp.cumsum(v, axis), lambda v: np.cumsum(v, axis, dtype=v.dtype), x, rtol=rtol)
+
+
+@given(data=st.data())
 def test_argmax_argmin(data):
     x = data.draw(arrays(F32, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4), lo=-3, hi=3))
     axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
@@ -707,6 +717,7 @@ GRAD_CASES = [  # scalar functions of a float64 (3, 4) array, smooth at the test
      + tnp.triu(v).sum() * tnp.diagonal(v).sum() + sum(p.sum() ** 2 for p in tnp.split(v, 2, axis=1))),
     ("hypot_logaddexp", lambda v: (tnp.hypot(v, 1.0 + v ** 2) + tnp.logaddexp(v, -v)).sum()),
     ("norms", lambda v: tnp.linalg.norm(v) + tnp.linalg.norm(v, 3, axis=1).sum()),
+    ("cumprod", lambda v: (tnp.cumprod(v.at[1, 2].set(0.0), axis=1) * np.arange(4.0)).sum()),
 ]
 
 

@@ -33,7 +33,7 @@ def install(cls) -> None:
     methods = {
         "sum": tnp.sum, "mean": tnp.mean, "max": tnp.max, "min": tnp.min, "prod": tnp.prod,
         "var": tnp.var, "std": tnp.std, "argmax": tnp.argmax, "argmin": tnp.argmin,
-        "any": tnp.any, "all": tnp.all, "cumsum": tnp.cumsum, "ravel": tnp.ravel,
+        "any": tnp.any, "all": tnp.all, "cumsum": tnp.cumsum, "cumprod": tnp.cumprod, "ravel": tnp.ravel,
         "flatten": tnp.ravel, "squeeze": tnp.squeeze, "swapaxes": tnp.swapaxes,
         "clip": tnp.clip, "round": tnp.round, "dot": tnp.dot, "take": tnp.take,
         "diagonal": tnp.diagonal, "trace": tnp.trace, "repeat": tnp.repeat, "ptp": tnp.ptp,

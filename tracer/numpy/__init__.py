@@ -615,6 +615,30 @@ def cumsum(a, axis=None, dtype=None):
     return lax.cumsum(a, _axes(axis, get_aval(a).ndim)[0])
 
 
+def cumprod(a, axis=None, dtype=None):
+    """Inclusive running product. There is no primitive for it: log2(n) rounds of
+    multiplying by a copy shifted k = 1, 2, 4, ... places (padded with ones), so it
+    stays static-shaped and differentiable, at O(n log n) work."""
+    (a,) = promote_operands("cumprod", a)
+    if dtype is not None:
+        a = cast(a, _dt.canonical(dtype))
+    elif get_aval(a).dtype == _dt.bool_:
+        a = cast(a, _dt.int32)
+    if axis is None:
+        a, axis = ravel(a), 0
+    shape = get_aval(a).shape
+    ax = _axes(axis, len(shape))[0]
+    n, k = shape[ax], 1
+    one = np.ones((), get_aval(a).dtype)
+    while k < n:
+        limit = tuple(n - k if i == ax else d for i, d in enumerate(shape))
+        kept = lax.slice(a, (0,) * len(shape), limit)
+        shifted = lax.pad(kept, one, [(k, 0, 0) if i == ax else (0, 0, 0) for i in range(len(shape))])
+        a = lax.mul(a, shifted)
+        k *= 2
+    return a
+
+
 # ---------------------------------------------------------------- shapes
 
 def shape(a):
@@ -865,7 +889,7 @@ from ._math import (  # noqa: E402,F401
     logaddexp, logaddexp2, hypot, nan_to_num, heaviside, deg2rad, rad2deg, radians, degrees,
     arcsinh, arccosh, arctanh, cbrt, signbit, copysign, sinc, fabs, float_power, isclose, allclose,
     array_equal, count_nonzero, nansum, nanmax, nanmin, nanmean, average, ptp, select, sort, argsort,
-    median, percentile, quantile, cumprod, nonzero, flatnonzero, argwhere, unique, fmax, fmin,
+    median, percentile, quantile, nonzero, flatnonzero, argwhere, unique, fmax, fmin,
     searchsorted, interp, cross, logspace, geomspace)
 from ._math import divmod_ as divmod  # noqa: E402
 from . import linalg  # noqa: E402,F401

@@ -266,7 +266,6 @@ argsort = _not_supported("argsort", "there is no sort primitive yet")
 median = _not_supported("median", "it needs a sort, and there is no sort primitive yet")
 percentile = _not_supported("percentile", "it needs a sort, and there is no sort primitive yet")
 quantile = _not_supported("quantile", "it needs a sort, and there is no sort primitive yet")
-cumprod = _not_supported("cumprod", "there is no cumulative-product primitive yet")
 
 
 def _concrete_only(name, npfn):

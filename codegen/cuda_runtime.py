@@ -417,6 +417,13 @@ class Executable:
                        for bid, val in program.consts.items()}
         self.temp_ptr, self._arena = self._plan_temps()
         self._lock = threading.Lock()
+        # kernelParams built once: each launch's array points into one slot per buffer,
+        # and a call only writes the buffers' addresses into the slots
+        self._slots = (CUdeviceptr * max(1, len(program.buffers)))()
+        base = ctypes.addressof(self._slots)
+        self._params = [None if hasattr(ln, "kind") else
+                        (c_void_p * max(1, len(ln.args)))(*[base + 8 * a for a in ln.args])
+                        for ln in program.launches]
 
     def _plan_temps(self):
         """Offsets of temporaries in one arena, sharing space between buffers whose
@@ -466,12 +473,14 @@ class Executable:
                 arrays[b.id] = DeviceArray.empty(dev, b.aval.shape, b.aval.dtype)
         for bid, a in arrays.items():
             ptr[bid] = a.ptr
-        with self._lock:  # the temporary arena is shared by calls
-            for ln in prog.launches:
-                if hasattr(ln, "kind"):
+        with self._lock:  # the temporary arena and the parameter slots are shared by calls
+            slots = self._slots
+            for bid, p in ptr.items():
+                slots[bid] = p
+            for ln, params in zip(prog.launches, self._params):
+                if params is None:
                     self._host_step(ln, ptr)
                     continue
-                params, keep = pack_params([ptr[a] for a in ln.args])
                 dev.driver.launch(self.functions[ln.kernel], ln.grid, ln.block, params)
             dev.driver.synchronize()
         return [arrays[bid] for bid in prog.outputs]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import threading
 import weakref
 from typing import Any, Sequence
@@ -248,17 +249,24 @@ class DeviceArray:
     def __init__(self, dev: Device, ptr: int, shape, dtype, owned: bool = True, base=None):
         self.device, self.ptr, self.base = dev, ptr, base   # base: the array a view keeps alive
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.size = math.prod(self.shape)
+        self.nbytes = self.size * self.dtype.itemsize
+        self._aval = None
         if owned and ptr:
             weakref.finalize(self, _pool_release, dev, ptr, _rounded(self.nbytes))
 
     ndim = property(lambda self: len(self.shape))
-    device_aval = property(lambda self: _shaped(self.shape, self.dtype))
-    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
-    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+
+    @property
+    def device_aval(self):
+        """The abstract value (read by jit without copying the data back)."""
+        if self._aval is None:
+            self._aval = _shaped(self.shape, self.dtype)
+        return self._aval
 
     @classmethod
     def empty(cls, dev: Device, shape, dtype) -> "DeviceArray":
-        n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        n = math.prod(shape) * np.dtype(dtype).itemsize
         return cls(dev, _pool_alloc(dev, n), shape, dtype)
 
     @classmethod
@@ -424,6 +432,14 @@ class Executable:
         self._params = [None if hasattr(ln, "kind") else
                         (c_void_p * max(1, len(ln.args)))(*[base + 8 * a for a in ln.args])
                         for ln in program.launches]
+        # temporaries and constants never move: their slots are written once
+        self._static_ptr = dict(self.temp_ptr)
+        self._static_ptr.update((bid, a.ptr) for bid, a in self.consts.items())
+        for bid, p in self._static_ptr.items():
+            self._slots[bid] = p
+        bufs = program.buffers
+        self._in_specs = [(bid, bufs[bid].aval.shape, bufs[bid].aval.dtype) for bid in program.inputs]
+        self._out_specs = [(b.id, b.aval.shape, b.aval.dtype) for b in bufs if b.kind == "output"]
 
     def _plan_temps(self):
         """Offsets of temporaries in one arena, sharing space between buffers whose
@@ -452,38 +468,37 @@ class Executable:
         return {bid: base + off for bid, off in offsets.items()}, arena
 
     def __call__(self, *args):
-        prog, dev = self.program, self.device
-        if len(args) != len(prog.inputs):
-            raise TypeError(f"compiled program takes {len(prog.inputs)} arguments, got {len(args)}")
+        if len(args) != len(self._in_specs):
+            raise TypeError(f"compiled program takes {len(self._in_specs)} arguments, got {len(args)}")
+        dev = self.device
         dev.activate()
-        ptr: dict = dict(self.temp_ptr)
         arrays: dict = {}
-        for bid, a in zip(prog.inputs, args):
-            want = prog.buffers[bid].aval
+        for (bid, shape, dtype), a in zip(self._in_specs, args):
             if isinstance(a, DeviceArray):
-                if a.shape != want.shape or a.dtype != want.dtype:
+                if a.shape != shape or a.dtype != dtype:
                     raise TypeError(f"device array {a.dtype}{list(a.shape)} passed where "
-                                    f"{want} was compiled")
+                                    f"{dtype}{list(shape)} was compiled")
             else:
-                a = DeviceArray.from_host(dev, np.asarray(a, want.dtype))
+                a = DeviceArray.from_host(dev, np.asarray(a, dtype))
             arrays[bid] = a
-        arrays.update(self.consts)
-        for b in prog.buffers:
-            if b.kind == "output":
-                arrays[b.id] = DeviceArray.empty(dev, b.aval.shape, b.aval.dtype)
-        for bid, a in arrays.items():
-            ptr[bid] = a.ptr
+        for bid, shape, dtype in self._out_specs:
+            arrays[bid] = DeviceArray.empty(dev, shape, dtype)
+        launch = dev.driver.launch
         with self._lock:  # the temporary arena and the parameter slots are shared by calls
             slots = self._slots
-            for bid, p in ptr.items():
-                slots[bid] = p
-            for ln, params in zip(prog.launches, self._params):
+            for bid, a in arrays.items():
+                slots[bid] = a.ptr
+            ptr = None
+            for ln, params in zip(self.program.launches, self._params):
                 if params is None:
+                    if ptr is None:
+                        ptr = dict(self._static_ptr)
+                        ptr.update((bid, a.ptr) for bid, a in arrays.items())
                     self._host_step(ln, ptr)
-                    continue
-                dev.driver.launch(self.functions[ln.kernel], ln.grid, ln.block, params)
+                else:
+                    launch(self.functions[ln.kernel], ln.grid, ln.block, params)
             dev.driver.synchronize()
-        return [arrays[bid] for bid in prog.outputs]
+        return [arrays[bid] if bid in arrays else self.consts[bid] for bid in self.program.outputs]
 
     # ------------------------------------------------------------ host-driven control flow
 

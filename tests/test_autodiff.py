@@ -555,3 +555,15 @@ def test_gradients_do_not_alias_inputs_or_constants():
     gx *= 10.0
     np.testing.assert_array_equal(c, [1.0, 2.0])
     np.testing.assert_array_equal(y, [3.0, 4.0])
+
+
+def test_per_example_gradients_with_vmap():
+    rng = np.random.default_rng(1)
+    params, xs, ys = _mlp_params(rng), rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    per_ex = tr.vmap(tr.grad(_mlp_loss), in_axes=(None, 0, 0))(params, xs[:, None], ys[:, None])
+    mean_g = tr.grad(_mlp_loss)(params, xs, ys)
+    for k in params:
+        assert per_ex[k].shape == (6,) + params[k].shape
+        np.testing.assert_allclose(per_ex[k].mean(axis=0), mean_g[k], rtol=1e-10, atol=1e-12)
+        single = tr.grad(_mlp_loss)(params, xs[2:3], ys[2:3])[k]
+        np.testing.assert_allclose(per_ex[k][2], single, rtol=1e-10, atol=1e-12)

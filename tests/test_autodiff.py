@@ -567,3 +567,18 @@ def test_per_example_gradients_with_vmap():
         np.testing.assert_allclose(per_ex[k].mean(axis=0), mean_g[k], rtol=1e-10, atol=1e-12)
         single = tr.grad(_mlp_loss)(params, xs[2:3], ys[2:3])[k]
         np.testing.assert_allclose(per_ex[k][2], single, rtol=1e-10, atol=1e-12)
+
+
+def test_jacobians_and_hessian_with_aux():
+    def f(x):
+        return tnp.sin(x) * x[0], {"norm": tnp.sum(x * x)}
+    x = np.array([0.5, -1.0])
+    want = np.diag(np.sin(x) * 0 + np.cos(x) * x[0])
+    want[:, 0] += np.sin(x)
+    for jac in (tr.jacfwd, tr.jacrev):
+        J, aux = jac(f, has_aux=True)(x)
+        np.testing.assert_allclose(J, want, rtol=1e-12)
+        np.testing.assert_allclose(aux["norm"], 1.25)
+    H, aux = tr.hessian(lambda v: (tnp.sum(v ** 3), v[0]), has_aux=True)(x)
+    np.testing.assert_allclose(H, np.diag(6 * x))
+    np.testing.assert_allclose(aux, 0.5)

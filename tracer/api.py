@@ -327,22 +327,26 @@ def _std_basis(aval):
     return np.eye(n, dtype=aval.dtype).reshape((n,) + aval.shape)
 
 
-def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0):
-    """The Jacobian by forward mode: one JVP per input element, batched with vmap."""
-    return _jacobian(fun, argnums, forward=True)
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The Jacobian by forward mode: one JVP per input element, batched with vmap.
+    The result has the output's pytree structure, each leaf holding the argument's
+    structure (a tuple of them for tuple ``argnums``) with leaves of shape
+    ``out.shape + in.shape``; with ``has_aux``, ``(jacobian, aux)``."""
+    return _jacobian(fun, argnums, forward=True, has_aux=has_aux)
 
 
-def jacrev(fun: Callable, argnums: int | Sequence[int] = 0):
-    """The Jacobian by reverse mode: one VJP per output element, batched with vmap."""
-    return _jacobian(fun, argnums, forward=False)
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The Jacobian by reverse mode: one VJP per output element, batched with vmap
+    (same structure as ``jacfwd``)."""
+    return _jacobian(fun, argnums, forward=False, has_aux=has_aux)
 
 
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0):
-    """``jacfwd(jacrev(fun))``."""
-    return jacfwd(jacrev(fun, argnums), argnums)
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """``jacfwd(jacrev(fun))``: for tuple ``argnums``, a nested tuple ``H[i][j]``."""
+    return jacfwd(jacrev(fun, argnums, has_aux=has_aux), argnums, has_aux=has_aux)
 
 
-def _jacobian(fun, argnums, forward: bool):
+def _jacobian(fun, argnums, forward: bool, has_aux: bool = False):
     from . import lax
     from .batching import vmap
     nums = _argnums_tuple(argnums)
@@ -356,14 +360,19 @@ def _jacobian(fun, argnums, forward: bool):
         d_leaves, d_tree = tree_flatten(diff_args)
         d_avals = [abstractify(x) for x in d_leaves]
 
-        def f_flat(*dl):
+        def f_full(*dl):
             new = list(args)
             for i, v in zip(norm, tree_unflatten(d_tree, dl)):
                 new[i] = v
             return fun(*new)
 
-        out_shape_tree = None
+        def f_flat(*dl):
+            return _split_aux(f_full(*dl), has_aux, what)[0]
+
+        out_shape_tree = aux = None
         if forward:
+            if has_aux:
+                aux = _split_aux(f_full(*d_leaves), True, what)[1]
             blocks = []  # blocks[j][i]: d out_i / d in_j with shape out_i.shape + in_j.shape
             for j, a in enumerate(d_avals):
                 basis = _std_basis(a)
@@ -378,7 +387,8 @@ def _jacobian(fun, argnums, forward: bool):
                 blocks[-1] = [lax.reshape(b, get_aval(b).shape[:-1] + a.shape) for b in blocks[-1]]
             per_out = list(zip(*blocks))
         else:
-            out, pullback = vjp(f_flat, *d_leaves)
+            out, pullback, aux = vjp(f_full, *d_leaves, has_aux=True) if has_aux else \
+                (*vjp(f_flat, *d_leaves), None)
             o_leaves, out_shape_tree = tree_flatten(out)
             per_out = []
             for i, o in enumerate(o_leaves):
@@ -395,5 +405,6 @@ def _jacobian(fun, argnums, forward: bool):
         for row in per_out:
             sub = tree_unflatten(d_tree, list(row))
             jac_leaves.append(sub[0] if isinstance(argnums, int) else tuple(sub))
-        return tree_unflatten(out_shape_tree, jac_leaves)
+        J = tree_unflatten(out_shape_tree, jac_leaves)
+        return (J, aux) if has_aux else J
     return jac

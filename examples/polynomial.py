@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import Callable
 
 import numpy as np
 
-import tracer as tr
-import tracer.numpy as tnp
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tracer as tr  # noqa: E402
+import tracer.numpy as tnp  # noqa: E402
 
 LEARNING_RATE = 1e-6
 STEPS = 2000

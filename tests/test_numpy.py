@@ -761,3 +761,23 @@ def test_more_numpy_functions():
     np.testing.assert_allclose(tnp.geomspace(1, 100, 5), np.geomspace(1, 100, 5), rtol=1e-6)
     assert isinstance(np.ones(2), tnp.ndarray) and not isinstance([1], tnp.ndarray)
     tr.make_ir(lambda v: (isinstance(v, tnp.ndarray) or 1 / 0) and v)(xp)
+
+
+@given(data=st.data())
+def test_reductions_with_where_and_initial(data):
+    x = data.draw(arrays(F32, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4), lo=-3, hi=3))
+    mask = data.draw(hnp.arrays(BOOL, x.shape[data.draw(st.integers(0, x.ndim)):]))  # broadcasts
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    keepdims = data.draw(st.booleans())
+    kw = dict(axis=axis, keepdims=keepdims)
+    check(lambda v: tnp.sum(v, where=mask, initial=1.5, **kw),
+          lambda v: np.sum(v, where=mask, initial=1.5, **kw), x, rtol=1e-5, atol=1e-5)
+    check(lambda v: tnp.prod(v, where=mask, **kw), lambda v: np.prod(v, where=mask, **kw), x,
+          rtol=1e-5, atol=1e-5)
+    check(lambda v: tnp.max(v, where=mask, initial=-1.0, **kw),
+          lambda v: np.max(v, where=mask, initial=-1.0, **kw), x)
+    check(lambda v: tnp.min(v, initial=0.5, **kw), lambda v: np.min(v, initial=0.5, **kw), x)
+    check(lambda v: tnp.mean(v, where=mask, **kw), lambda v: np.mean(v, where=mask, **kw), x,
+          rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="initial"):
+        tnp.max(x, where=mask)

@@ -505,37 +505,61 @@ def _keep(r, x_shape, axes, keepdims):
     return lax.reshape(r, tuple(1 if i in axes else d for i, d in enumerate(x_shape)))
 
 
-def sum(a, axis=None, dtype=None, keepdims=False):
+def _masked(a, mask, fill):
+    """``a`` with the elements where ``mask`` is false replaced by ``fill`` (reductions' where=)."""
+    if mask is None:
+        return a
+    shape = get_aval(a).shape
+    m = broadcast_to(cast(asarray_operand(mask), _dt.bool_), shape)
+    return lax.select(m, a, lax.full(shape, fill, get_aval(a).dtype))
+
+
+def sum(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
     (a,) = promote_operands("sum", a)
     dt = get_aval(a).dtype
     if dtype is not None:
         a = cast(a, _dt.canonical(dtype))
     elif dt == _dt.bool_:
         a = cast(a, _dt.int32)
+    a = _masked(a, where, 0)
     axes = _axes(axis, get_aval(a).ndim)
-    return _keep(lax.reduce_sum(a, axes), get_aval(a).shape, axes, keepdims)
+    r = _keep(lax.reduce_sum(a, axes), get_aval(a).shape, axes, keepdims)
+    return r if initial is None else lax.add(r, cast(asarray_operand(initial), get_aval(a).dtype))
 
 
-def prod(a, axis=None, dtype=None, keepdims=False):
+def prod(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
     (a,) = promote_operands("prod", a)
     if dtype is not None:
         a = cast(a, _dt.canonical(dtype))
     elif get_aval(a).dtype == _dt.bool_:
         a = cast(a, _dt.int32)
+    a = _masked(a, where, 1)
     axes = _axes(axis, get_aval(a).ndim)
-    return _keep(lax.reduce_prod(a, axes), get_aval(a).shape, axes, keepdims)
+    r = _keep(lax.reduce_prod(a, axes), get_aval(a).shape, axes, keepdims)
+    return r if initial is None else lax.mul(r, cast(asarray_operand(initial), get_aval(a).dtype))
 
 
-def max(a, axis=None, keepdims=False):
-    (a,) = promote_operands("max", a)
-    axes = _axes(axis, get_aval(a).ndim)
-    return _keep(lax.reduce_max(a, axes), get_aval(a).shape, axes, keepdims)
+def _extreme(name, reduce, combine, a, axis, keepdims, initial, where):
+    (a,) = promote_operands(name, a)
+    if where is not None and initial is None:
+        raise ValueError(f"{name}: reduction with where= needs an initial value (as numpy)")
+    shape = get_aval(a).shape
+    axes = _axes(axis, len(shape))
+    if initial is None:
+        return _keep(reduce(a, axes), shape, axes, keepdims)
+    init = cast(asarray_operand(initial), get_aval(a).dtype)
+    if builtins.any(shape[i] == 0 for i in axes):  # empty: the initial value alone
+        return full(_reduced(a, axis, keepdims), init, get_aval(a).dtype)
+    a = _masked(a, where, init)
+    return combine(_keep(reduce(a, axes), shape, axes, keepdims), init)
 
 
-def min(a, axis=None, keepdims=False):
-    (a,) = promote_operands("min", a)
-    axes = _axes(axis, get_aval(a).ndim)
-    return _keep(lax.reduce_min(a, axes), get_aval(a).shape, axes, keepdims)
+def max(a, axis=None, keepdims=False, initial=None, where=None):
+    return _extreme("max", lax.reduce_max, lax.max, a, axis, keepdims, initial, where)
+
+
+def min(a, axis=None, keepdims=False, initial=None, where=None):
+    return _extreme("min", lax.reduce_min, lax.min, a, axis, keepdims, initial, where)
 
 
 amax, amin = max, min
@@ -559,12 +583,16 @@ def _reduced(a, axis, keepdims):
     return tuple(1 if i in axes else d for i, d in enumerate(shape) if keepdims or i not in axes)
 
 
-def mean(a, axis=None, dtype=None, keepdims=False):
+def mean(a, axis=None, dtype=None, keepdims=False, where=None):
     (a,) = promote_operands("mean", a)
     if dtype is not None:
         a = cast(a, _dt.canonical(dtype))
     elif not _dt.is_float(get_aval(a).dtype):
         a = cast(a, _dt.default_float)
+    if where is not None:
+        count = sum(broadcast_to(cast(asarray_operand(where), get_aval(a).dtype), get_aval(a).shape),
+                    axis, keepdims=keepdims)
+        return true_divide(sum(a, axis, keepdims=keepdims, where=where), count)
     axes = _axes(axis, get_aval(a).ndim)
     n = int(np.prod([get_aval(a).shape[i] for i in axes], dtype=np.int64))
     return true_divide(sum(a, axis, keepdims=keepdims), float(n) if n else math.nan)

@@ -151,6 +151,15 @@ def test_integer_division_by_zero_is_defined():
         assert all(v.dtype == I32 for v in r)
 
 
+def test_round_decimals():
+    x = np.array([1250, -1350, 1249, 7, -51], I32)
+    check(lambda v: tnp.round(v, -2), lambda v: np.round(v, -2), x)
+    check(lambda v: tnp.round(v, 1), lambda v: np.round(v, 1), x)
+    f = np.array([1.25, -2.675, 0.5, 1234.5], F64)
+    check(lambda v: tnp.round(v, 1), lambda v: np.round(v, 1), f)
+    check(lambda v: tnp.round(v, -1), lambda v: np.round(v, -1), f)
+
+
 def test_int_power():
     x = np.array([-3, 0, 2, 5], np.int32)
     check(lambda a: tnp.power(a, 3), lambda a: a ** 3, x, dtype=I32)

@@ -268,8 +268,12 @@ trunc = _int_passthrough(lambda x: lax.select(lax.lt(x, 0.0), lax.ceil(x), lax.f
 
 def round(x, decimals: int = 0):
     (x,) = promote_operands("round", x)
-    if not _dt.is_float(get_aval(x).dtype):
-        return x
+    dt = get_aval(x).dtype
+    if not _dt.is_float(dt):
+        if decimals >= 0 or dt == _dt.bool_:
+            return x
+        f = 10.0 ** -decimals  # integers to tens, hundreds, ...: exact in float64 below 2**53
+        return cast(lax.mul(lax.round(lax.div(cast(x, _dt.float64), f)), f), dt)
     if decimals == 0:
         return lax.round(x)
     f = 10.0 ** decimals

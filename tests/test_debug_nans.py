@@ -183,3 +183,12 @@ def test_jit_without_switch_returns_nan(no_debug_nans):
     jit = _jit()
     out = jit(tr.grad(safe_sqrt_loss))(np.array([1.0, 0.0], np.float32))
     assert np.isnan(out[1])
+
+
+def test_jit_with_python_scalar_argument(debug_nans):
+    jit = _jit()
+
+    def f(x, s):
+        return tnp.log(x - s)
+    with pytest.raises(NaNError, match="primitive `log`"):
+        jit(f)(np.array([1.0, 2.0], np.float32), 1.5)

@@ -138,7 +138,7 @@ def find_first_nan(graph: Graph, args: Sequence[Any]) -> NaNReport | None:
     for i, (v, a) in enumerate(zip(graph.invars, args)):
         if _has_nan(a):
             return NaNReport(graph, None, None, f"input {i} ({v.aval}) holds NaN", [str(v.aval)], None)
-    env = {v: np.asarray(a) for v, a in zip(graph.invars, args)}
+    env = {v: np.asarray(a, v.aval.dtype) for v, a in zip(graph.invars, args)}  # Python scalars too
     env.update(zip(graph.constvars, graph.constvals))
     lines = None
 

@@ -192,3 +192,13 @@ def test_jit_with_python_scalar_argument(debug_nans):
         return tnp.log(x - s)
     with pytest.raises(NaNError, match="primitive `log`"):
         jit(f)(np.array([1.0, 2.0], np.float32), 1.5)
+
+
+def test_nan_constants_are_reported_as_such():
+    def f(x):
+        y = tnp.where(x > 0, x, np.nan)  # a NaN on purpose
+        return y * 2.0
+    g = tr.make_ir(f)(np.zeros(3, np.float32))
+    r = find_first_nan(g, [np.array([1.0, -1.0, 2.0], np.float32)])
+    assert r.eqn.prim.name == "select" and r.nan_constants
+    assert "is a constant holding NaN" in r.message()

@@ -90,6 +90,7 @@ class NaNReport:
     line: str                  # the equation as printed, or a description of the input
     operand_types: list[str]
     source: SourceInfo | None
+    nan_constants: tuple = ()  # operand positions that are NaN constants (a NaN on purpose?)
 
     @property
     def in_adjoint(self) -> bool:
@@ -102,7 +103,8 @@ class NaNReport:
         lines = [f"NaN first produced by equation {self.index} of graph `{self.graph.name}`:",
                  f"    {self.line.strip()}",
                  f"  primitive `{self.eqn.prim.name}` with operands {', '.join(self.operand_types) or '(none)'}"
-                 f" (none of them NaN)"]
+                 + (f" (operand {', '.join(map(str, self.nan_constants))} is a constant holding NaN)"
+                    if self.nan_constants else " (none of them NaN)")]
         if self.source is None:
             lines.append("  source line: unknown")
         else:
@@ -140,6 +142,7 @@ def find_first_nan(graph: Graph, args: Sequence[Any]) -> NaNReport | None:
             return NaNReport(graph, None, None, f"input {i} ({v.aval}) holds NaN", [str(v.aval)], None)
     env = {v: np.asarray(a, v.aval.dtype) for v, a in zip(graph.invars, args)}  # Python scalars too
     env.update(zip(graph.constvars, graph.constvals))
+    consts = set(graph.constvars)
     lines = None
 
     def read(a):
@@ -151,10 +154,14 @@ def find_first_nan(graph: Graph, args: Sequence[Any]) -> NaNReport | None:
             outs = _RAW_EVAL(eqn.prim, ins, eqn.params)
             outs = outs if eqn.prim.multiple_results else [outs]
             env.update(zip(eqn.outvars, outs))
-            if any(_has_nan(o) for o in outs) and not any(_has_nan(x) for x in ins):
-                lines = lines or _eqn_lines(graph)
-                return NaNReport(graph, i, eqn, lines[i] if i < len(lines) else repr(eqn),
-                                 [str(a.aval) for a in eqn.invars], eqn.source)
+            if any(_has_nan(o) for o in outs):
+                # NaN operands that are literals or constants: the NaN starts here too
+                computed = [x for a, x in zip(eqn.invars, ins) if a not in consts and not isinstance(a, Literal)]
+                if not any(_has_nan(x) for x in computed):
+                    lines = lines or _eqn_lines(graph)
+                    nan_consts = tuple(k for k, x in enumerate(ins) if _has_nan(x))
+                    return NaNReport(graph, i, eqn, lines[i] if i < len(lines) else repr(eqn),
+                                     [str(a.aval) for a in eqn.invars], eqn.source, nan_consts)
     return None
 
 

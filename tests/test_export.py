@@ -146,3 +146,17 @@ def test_inference_kernel_example(tmp_path):
     acc = {k: float(v) for k, v in re.findall(r"test accuracy \((\w+)[^)]*\): ([\d.]+)", r.stdout)}
     assert acc["Python"] > 0.9 and acc["C"] == acc["Python"]
     assert "predictions identical to Python: True" in r.stdout
+
+
+def test_generic_cpu_export_loads_with_ctypes(tmp_path):
+    import ctypes
+    p = make_params(4)
+    x = np.random.default_rng(5).standard_normal((1, 16)).astype(np.float32)
+    ex = tr.export(forward, tr.ShapedArray((1, 16), np.float32), path=str(tmp_path / "libgen.so"),
+                   name="gen", params=p, cpu="x86-64")
+    assert "x86-64" in open(ex.header).read()
+    lib = ctypes.CDLL(ex.library)
+    out = np.empty((1, 10), np.float32)
+    rc = lib.gen(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p))
+    assert rc == 0
+    np.testing.assert_allclose(out, forward(p, x), rtol=2e-5, atol=1e-6)

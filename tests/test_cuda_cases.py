@@ -176,6 +176,8 @@ MLP_ARGS = ({"w1": _r.normal(0, 0.5, (8, 16)).astype(np.float32), "b1": np.zeros
             _r.normal(size=(32, 8)).astype(np.float32),
             np.eye(4, dtype=np.float32)[_r.integers(0, 4, 32)])
 case("softmax-fusion", lambda x: tr.nn.softmax(x, axis=-1), arr("float32", (6, 7)))
+case("horizontal-fusion", lambda w, b, gw, gb: (w - 0.1 * gw, b - 0.1 * gb, tnp.exp(b) + w),
+     arr("float32", (4, 6)), arr("float32", (6,)), arr("float32", (4, 6), seed=1), arr("float32", (6,), seed=2))
 case("shared-subexpression", lambda x: (tnp.exp(x).sum(0), tnp.exp(x) * 2), arr("float32"))
 case("output-is-input", lambda x, y: (x, y * 2, x), arr("float32"), arr("float32", seed=1))
 case("constant-output", lambda x: (x + 1, np.arange(4.0, dtype=np.float32)), arr("float32"))

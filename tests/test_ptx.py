@@ -154,6 +154,11 @@ def test_fusion_makes_few_kernels():
     lw = lowered(lambda x, b: x + tnp.exp(tnp.sin(b)), (np.ones((32, 8), np.float32), np.ones(8, np.float32)))
     prog = program_for(lw.optimized_graph, lw.name)
     assert len(prog.launches) == 2, prog.describe()
+    # outputs of different shapes (an optimiser's parameter updates) share one launch
+    f = lambda w, b, gw, gb: (w - 0.1 * gw, b - 0.1 * gb)  # noqa: E731
+    args = (np.ones((8, 16), np.float32), np.ones(16, np.float32)) * 2
+    lw = lowered(f, args)
+    assert len(program_for(lw.optimized_graph, lw.name).launches) == 1
 
 
 def test_missing_libdevice_is_a_clear_error(monkeypatch, tmp_path):

@@ -144,19 +144,34 @@ def global_thread(ctx):
 
 # ---------------------------------------------------------------- elementwise
 
-def elementwise(outs, shape):
-    """``outs``: list of (buffer id, atom, dtype); each gets atom's value over ``shape``."""
-    n = int(np.prod(shape, dtype=np.int64))
+def elementwise(groups):
+    """``groups``: list of (shape, outs), ``outs`` a list of (buffer id, atom, dtype);
+    each output gets its atom's value over its group's shape. One grid-stride loop runs
+    over all groups' elements back to back ("horizontal fusion": e.g. every parameter
+    update of an optimiser step in one launch)."""
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape, _ in groups]
+    total = sum(sizes)
 
     def body(ctx):
+        b = ctx.b
         start, stride = global_thread(ctx)
 
-        def step(i):
-            idx = Index(ctx.b, shape, flat=i)
+        def write(shape, outs, i):
+            idx = Index(b, shape, flat=i)
             for buf, atom, dt in outs:
-                store(ctx.b, ctx.arg(buf), dt, i, ctx.ev.value(atom, idx))
-        ctx.loop(start, c64(n), stride, step)
-        return _grid_for(n), (BLOCK, 1, 1)
+                store(b, ctx.arg(buf), dt, i, ctx.ev.value(atom, idx))
+
+        def step(i):
+            if len(groups) == 1:
+                return write(groups[0][0], groups[0][1], i)
+            offset = 0
+            for (shape, outs), n in zip(groups, sizes):
+                local = b.sub(i, c64(offset))
+                ctx.when(b.icmp_unsigned("<", local, c64(n)),
+                         lambda shape=shape, outs=outs, local=local: write(shape, outs, local))
+                offset += n
+        ctx.loop(start, c64(total), stride, step)
+        return _grid_for(total), (BLOCK, 1, 1)
     return body
 
 

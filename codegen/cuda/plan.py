@@ -13,8 +13,8 @@ unless it is *materialised* into a device buffer:
 * it does some arithmetic (``RECOMPUTE_LIMIT``) and is read through a broadcast that
   expands it, or a lot (``SHARED_RECOMPUTE_LIMIT``) and is read by several kernels.
 
-Materialised fusable variables of one shape that follow each other become one
-multi-output elementwise kernel. Control flow (cond, while, scan) is driven from
+Materialised fusable variables that follow each other become one multi-output
+elementwise kernel (one loop over all their elements; those of one shape share it). Control flow (cond, while, scan) is driven from
 the host: its sub-graphs become programs of their own (kernels in the same module)
 that the runtime calls per branch or iteration, reading predicates back to the host.
 """
@@ -260,18 +260,42 @@ def lower(graph: Graph, name: str = "kernel", module=None) -> Program:
         launches.append(Launch(kname, k.grid, k.block, k.args))
 
     def flush():
+        """Emit the pending elementwise outputs as one kernel: outputs of one shape share
+        a loop (and common subexpressions); different shapes follow each other in it."""
         if pending:
-            shape = pending[0][2]
-            outs = [(buf, atom, atom.aval.dtype) for buf, atom, _ in pending]
-            emit(K.elementwise(outs, shape),
+            groups: dict = {}
+            for buf, atom, shape in pending:
+                groups.setdefault(shape, []).append((buf, atom, atom.aval.dtype))
+            emit(K.elementwise(list(groups.items())),
                  inline=frozenset(a for buf, a, _ in pending if buf_of.get(a) == buf))
             pending.clear()
+
+    def reads_pending(atom, shape) -> bool:
+        """Does ``atom`` read a pending output of another shape? Inside one kernel it
+        would be recomputed (not loaded: other threads write it), which is what
+        storing it was meant to avoid; so it goes to the next kernel instead."""
+        others = {a for _, a, sh in pending if sh != shape}
+        if not others:
+            return False
+        e = producers.get(atom)
+        stack, seen = list(e.invars) if e is not None else [], set()
+        while stack:
+            v = stack.pop()
+            if not isinstance(v, Var) or v in seen:
+                continue
+            seen.add(v)
+            if v in others:
+                return True
+            e = producers.get(v)
+            if e is not None and e.prim.name in FUSABLE and v not in buf_of:
+                stack.extend(e.invars)
+        return False
 
     def elementwise(buf, atom, shape):
         """Fill buffer ``buf`` of ``shape`` with ``atom`` (same shape, or 0-d: broadcast)."""
         if int(np.prod(shape, dtype=np.int64)) == 0:
             return
-        if pending and pending[0][2] != shape:
+        if reads_pending(atom, shape):
             flush()
         pending.append((buf, atom, shape))
 

@@ -356,7 +356,7 @@ def test_cumsum(data, reverse):
 
 @given(data=st.data())
 def test_dot_general(data):
-    letters = "abcdefg"
+    letters = "abcdefgh"  # up to 2 batch + 2 contracting + 2 + 2 free dimensions
     nb, nc, fx, fy = (data.draw(st.integers(0, 2)) for _ in range(4))
     sizes = [data.draw(st.integers(0, 3)) for _ in range(nb + nc + fx + fy)]
     b, c = list(range(nb)), list(range(nb, nb + nc))

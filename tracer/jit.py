@@ -151,8 +151,9 @@ def _dump(lw: Lowered) -> None:
     for stage in STAGES:
         path = os.path.join(folder, f"{lw.name}.{h}.{_SUFFIX[stage]}")
         tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(lw.as_text(stage))
+        graph = {"ir": lw.graph, "optimized_ir": lw.optimized_graph}.get(stage)
+        with open(tmp, "w") as f:  # IR dumps carry constants: tracer.ir.parse reads them back
+            f.write(graph.text(source=True, consts=True) if graph is not None else lw.as_text(stage))
         os.replace(tmp, path)
 
 

@@ -320,21 +320,17 @@ def reduce(op, x, axes, dest, dtype, out_dtype, nout, k, splits):
                         v += (b.select(ok, b.load(T.shared_ptr(b, smem_i, sl)), ident[1]),)
                     for d in (16, 8, 4, 2, 1):
                         v = comb(v, tuple(T.shfl_down(b, u, d) for u in v))
-                    ctx.when(b.icmp_unsigned("==", tid, c64(0)), lambda: _out(v))
+                    ctx.when(b.icmp_unsigned("==", tid, c64(0)), lambda: _out(o, v))
                 ctx.when(b.icmp_unsigned("==", warp, c64(0)), first_warp)
                 T.barrier(b)  # the shared scratch is reused for the next output
             else:
-                ctx.when(b.icmp_unsigned("==", tid, c64(0)), lambda: _out(acc))
+                ctx.when(b.icmp_unsigned("==", tid, c64(0)), lambda: _out(o, acc))
 
-        def _out(v):
-            o = ctx._o
+        def _out(o, v):
             pos = b.add(b.mul(o, c64(splits)), ctx.i64("ctaid", "y")) if splits > 1 else o
             _store_result(ctx, v, arg, dest, out_dtype, pos)
 
-        def outer(o):
-            ctx._o = o
-            per_output(o)
-        ctx.loop(ctx.i64("ctaid"), c64(nout), ctx.i64("nctaid"), outer)
+        ctx.loop(ctx.i64("ctaid"), c64(nout), ctx.i64("nctaid"), per_output)
         return (max(1, min(nout, MAX_GRID)), splits, 1), (block, 1, 1)
     return body
 

@@ -180,11 +180,6 @@ def _check(graph: Graph):
                 + "; use backend='cpu' for this function")
 
 
-def _subgraphs(e):
-    from tracer.ir import subgraphs
-    return subgraphs(e)
-
-
 def _materialise(graph: Graph, producers) -> set:
     """The fusable variables that get their own buffers (see the module docstring)."""
     cost: dict = {}
@@ -382,7 +377,7 @@ def _root(e, pname, out, buf_of, emit, new_buffer, elementwise, flush):
         buf_of[pvar] = part
         emit(K.reduce(op, pvar, (1,), dest, x.aval.dtype, out.aval.dtype, nout, splits, 1))
     elif pname == "dot_general":
-        body, (B, M, N, Kd) = K.dot(e.invars[0], e.invars[1], p["dimension_numbers"], dest,
+        body, _ = K.dot(e.invars[0], e.invars[1], p["dimension_numbers"], dest,
                                     out.aval.dtype)
         emit(body)
     elif pname == "cumsum":

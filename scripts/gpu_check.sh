@@ -47,8 +47,13 @@ import codegen.cuda_runtime as rt
 try:
     d = rt.device(0)
     print("device", d, "arch", d.arch)
+    import numpy as np, tracer as tr, tracer.numpy as tnp
+    x = np.linspace(-1, 1, 1000, dtype=np.float32)
+    y = tr.jit(lambda v: (v * 2.0 + 1.0, tnp.sum(v * v)), backend="cuda")(x)
+    ok = np.allclose(np.asarray(y[0]), x * 2 + 1) and np.isclose(float(y[1]), float((x * x).sum()), rtol=1e-4)
+    print("smoke test (elementwise + reduction on the GPU):", "OK" if ok else "WRONG VALUES")
 except Exception as e:
-    print("device unavailable:", type(e).__name__, e)
+    print("device unavailable or smoke test failed:", type(e).__name__, e)
 PYEOF
 } > "$OUT/environment.txt" 2>&1
 cat "$OUT/environment.txt" | tee -a "$OUT/gpu_check.log"

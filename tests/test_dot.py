@@ -37,13 +37,10 @@ def test_dot_text_structure():
     assert n_backward > 0 and adj.to_dot().count("fillcolor=mistyrose") == n_backward
 
 
-def test_sub_graphs_are_clusters():
-    from tracer.core import Primitive, PRIMITIVES
-    if "test_dot_switch" not in PRIMITIVES:
-        p = Primitive("test_dot_switch")
-        p.abstract_eval = lambda x, *, branches: branches[0].out_avals[0]
-        p.impl = lambda x, *, branches: core.interpret(branches[0], [x])[0]
-    p = PRIMITIVES["test_dot_switch"]
+def test_sub_graphs_are_clusters(scratch_primitive):
+    p = scratch_primitive("test_dot_switch")
+    p.abstract_eval = lambda x, *, branches: branches[0].out_avals[0]
+    p.impl = lambda x, *, branches: core.interpret(branches[0], [x])[0]
     inner = tr.make_ir(lambda x: tnp.sin(x))(np.zeros(3, np.float32))
     g = tr.make_ir(lambda x: p.bind(x, branches=(inner, inner)))(np.zeros(3, np.float32))
     text = to_dot(g)

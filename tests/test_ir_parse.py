@@ -141,14 +141,11 @@ def test_multiple_results_and_no_inputs():
     same_results(g, h, [])
 
 
-def test_sub_graphs_generic(monkeypatch):
+def test_sub_graphs_generic(scratch_primitive):
     """A made-up higher-order primitive: Graph and tuple-of-Graph params round-trip."""
-    from tracer.core import Primitive, PRIMITIVES
-    if "test_switch" not in PRIMITIVES:
-        p = Primitive("test_switch")
-        p.abstract_eval = lambda i, x, *, branches, tag: branches[0].out_avals[0]
-        p.impl = lambda i, x, *, branches, tag: core.interpret(branches[int(i)], [x])[0]
-    p = PRIMITIVES["test_switch"]
+    p = scratch_primitive("test_switch")
+    p.abstract_eval = lambda i, x, *, branches, tag: branches[0].out_avals[0]
+    p.impl = lambda i, x, *, branches, tag: core.interpret(branches[int(i)], [x])[0]
     inner = tr.make_ir(lambda x: tnp.sin(x) * 3.0)(np.zeros(3, np.float32))
     other = tr.make_ir(lambda x: x + np.array([1.0, 2.0, 3.0], np.float32))(np.zeros(3, np.float32))
 
@@ -245,13 +242,10 @@ def test_parse_errors_name_the_line(text, msg):
     assert msg in str(e.value)
 
 
-def test_callable_params_are_refused():
-    from tracer.core import Primitive, PRIMITIVES
-    if "test_callable_param" not in PRIMITIVES:
-        p = Primitive("test_callable_param")
-        p.abstract_eval = lambda x, *, rule: x
-        p.impl = lambda x, *, rule: rule(x)
-    p = PRIMITIVES["test_callable_param"]
+def test_callable_params_are_refused(scratch_primitive):
+    p = scratch_primitive("test_callable_param")
+    p.abstract_eval = lambda x, *, rule: x
+    p.impl = lambda x, *, rule: rule(x)
 
     def my_rule(x):
         return x

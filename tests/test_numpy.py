@@ -790,3 +790,38 @@ def test_reductions_with_where_and_initial(data):
           rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="initial"):
         tnp.max(x, where=mask)
+
+
+def test_counting_statistics_and_index_arithmetic():
+    r = np.random.default_rng(5)
+    a, v = r.normal(size=7), r.normal(size=3)
+    for mode in ("full", "same", "valid"):
+        check(lambda p, q: tnp.convolve(p, q, mode), lambda p, q: np.convolve(p, q, mode), a, v)
+        check(lambda p, q: tnp.convolve(p, q, mode), lambda p, q: np.convolve(p, q, mode), v, a)
+        check(lambda p, q: tnp.correlate(p, q, mode), lambda p, q: np.correlate(p, q, mode), a, v)
+    x = np.array([0, 1, 1, 3, 7], I32)
+    np.testing.assert_array_equal(tnp.bincount(x), np.bincount(x))  # eager: the length is known
+    check(lambda p: tnp.bincount(p, length=4), lambda p: np.bincount(p)[:4].astype(I32), x)
+    check(lambda p: tnp.bincount(p, weights=tnp.multiply(p, 0.5), length=10),
+          lambda p: np.bincount(p, weights=p * 0.5, minlength=10).astype(F32), x)
+    with pytest.raises(tr.ConcretizationError, match="length"):
+        tr.make_ir(tnp.bincount)(x)
+    check(lambda p: tnp.isin(p, [1, 3]), lambda p: np.isin(p, [1, 3]), x)
+    check(lambda p: tnp.isin(p, [1, 3], invert=True), lambda p: np.isin(p, [1, 3], invert=True), x)
+    d = r.normal(size=(3, 10))
+    check(tnp.cov, np.cov, d)
+    check(lambda p: tnp.cov(p.T, rowvar=False), lambda p: np.cov(p.T, rowvar=False), d)
+    check(lambda p: tnp.cov(p[0], p[1]), lambda p: np.cov(p[0], p[1]), d)
+    check(lambda p: tnp.cov(p, bias=True), lambda p: np.cov(p, bias=True), d)
+    check(tnp.corrcoef, np.corrcoef, d)
+    m, n = r.normal(size=(2, 3)), r.normal(size=(3, 2))
+    check(tnp.kron, np.kron, m, n)
+    check(tnp.kron, np.kron, m[0], n)
+    np.testing.assert_array_equal(tnp.indices((2, 3)), np.indices((2, 3)))
+    for p, q in zip(tnp.indices((2, 3), sparse=True), np.indices((2, 3), sparse=True)):
+        np.testing.assert_array_equal(p, q)
+    flat = np.array([0, 5, 7], I32)
+    check(lambda p: tnp.unravel_index(p, (2, 4)), lambda p: np.unravel_index(p, (2, 4)), flat, dtype=I32)
+    check(lambda p, q: tnp.ravel_multi_index((p, q), (2, 4)),
+          lambda p, q: np.ravel_multi_index((p, q), (2, 4)).astype(I32), np.array([1, 0], I32),
+          np.array([2, 3], I32))

@@ -916,7 +916,8 @@ from ._einsum import einsum  # noqa: E402,F401
 from ._shapes import (  # noqa: E402,F401
     array_split, split, hsplit, vsplit, tile, repeat, flip, fliplr, flipud, roll, diagonal, diag,
     diagflat, tri, triu, tril, meshgrid, pad, diff, append, take_along_axis, atleast_2d, atleast_3d,
-    column_stack, dstack)
+    column_stack, dstack, indices, unravel_index, ravel_multi_index, kron, convolve, correlate)
+from ._stats import bincount, isin, cov, corrcoef  # noqa: E402,F401
 from ._math import (  # noqa: E402,F401
     logaddexp, logaddexp2, hypot, nan_to_num, heaviside, deg2rad, rad2deg, radians, degrees,
     arcsinh, arccosh, arctanh, cbrt, signbit, copysign, sinc, fabs, float_power, isclose, allclose,

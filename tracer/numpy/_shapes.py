@@ -355,3 +355,86 @@ def column_stack(tup: Sequence):
 def dstack(tup: Sequence):
     from . import concatenate
     return concatenate([atleast_3d(a) for a in tup], 2)
+
+
+# ---------------------------------------------------------------- index arithmetic
+
+def indices(dimensions, dtype=None, sparse: bool = False):
+    """A grid of indices: ``out[k][i0, i1, ...] = i_k`` (numpy's ``indices``)."""
+    dims = tuple(int(d) for d in dimensions)
+    dt = dtypes.canonical(dtype or dtypes.default_int)
+    if sparse:
+        return tuple(lax.reshape(lax.iota(dt, (d,), 0), [d if j == k else 1 for j in range(len(dims))])
+                     if d else np.zeros([0 if j == k else 1 for j in range(len(dims))], dt)
+                     for k, d in enumerate(dims))
+    from . import stack, zeros
+    if 0 in dims:
+        return zeros((len(dims),) + dims, dt)
+    return stack([lax.iota(dt, dims, k) for k in range(len(dims))]) if dims else zeros((0,), dt)
+
+
+def unravel_index(indices_, shape) -> tuple:
+    """Coordinates of flat indices in an array of ``shape`` (C order)."""
+    from . import floor_divide, remainder
+    idx = asarray_operand(indices_)
+    shape = tuple(int(d) for d in shape)
+    out, stride = [], 1
+    for d in reversed(shape):
+        out.append(remainder(floor_divide(idx, stride), d))
+        stride *= d
+    return tuple(reversed(out))
+
+
+def ravel_multi_index(multi_index, dims):
+    """Flat C-order indices of coordinates (out-of-range coordinates are not checked)."""
+    from . import add, multiply
+    dims = tuple(int(d) for d in dims)
+    if len(multi_index) != len(dims):
+        raise ValueError("ravel_multi_index: one index array per dimension")
+    out, stride = 0, 1
+    for idx, d in zip(reversed(list(multi_index)), reversed(dims)):
+        out = add(out, multiply(asarray_operand(idx), stride))
+        stride *= d
+    return out
+
+
+def kron(a, b):
+    """Kronecker product."""
+    from . import multiply, reshape, expand_dims
+    a, b = asarray_operand(a), asarray_operand(b)
+    na, nb = get_aval(a).ndim, get_aval(b).ndim
+    nd = builtins.max(na, nb)
+    a = reshape(a, (1,) * (nd - na) + get_aval(a).shape)
+    b = reshape(b, (1,) * (nd - nb) + get_aval(b).shape)
+    sa, sb = get_aval(a).shape, get_aval(b).shape
+    # (a0, 1, a1, 1, ...) * (1, b0, 1, b1, ...) then merge each pair
+    ai = expand_dims(a, tuple(range(1, 2 * nd, 2)))
+    bi = expand_dims(b, tuple(range(0, 2 * nd, 2)))
+    return reshape(multiply(ai, bi), [x * y for x, y in zip(sa, sb)])
+
+
+def convolve(a, v, mode: str = "full"):
+    """Discrete linear convolution of two 1-D arrays (numpy's ``convolve``), as one
+    gather of sliding windows and a dot product."""
+    from . import dot, take, promote_operands_list
+    a, v = asarray_operand(a), asarray_operand(v)
+    if get_aval(a).ndim != 1 or get_aval(v).ndim != 1:
+        raise ValueError("convolve: a and v must be 1-D")
+    n, m = get_aval(a).shape[0], get_aval(v).shape[0]
+    if n == 0 or m == 0:
+        raise ValueError("convolve: inputs cannot be empty")
+    if m > n:  # convolution commutes; slide the shorter one
+        a, v, n, m = v, a, m, n
+    a, v = promote_operands_list("convolve", [a, v])
+    padded = pad(a, (m - 1, m - 1))
+    starts = {"full": np.arange(n + m - 1), "same": np.arange(n) + (m - 1) // 2,
+              "valid": np.arange(n - m + 1) + m - 1}.get(mode)
+    if starts is None:
+        raise ValueError("convolve: mode must be 'full', 'same' or 'valid'")
+    windows = take(padded, (starts[:, None] + np.arange(m)[None, :]).astype(np.int32), axis=0)
+    return dot(windows, flip(v))
+
+
+def correlate(a, v, mode: str = "valid"):
+    """Cross-correlation of two 1-D arrays: ``convolve(a, v[::-1], mode)``."""
+    return convolve(a, flip(asarray_operand(v)), mode)

@@ -59,15 +59,23 @@ class Index:
 
     def multi(self) -> tuple:
         if self._multi is None:
-            out, rest = [], self._flat
+            b = self.b
+            # Divisions by the (constant) dimensions run in 32 bits when the array is
+            # small enough: 64-bit division is several times slower on a GPU.
+            narrow = int(np.prod(self.shape, dtype=np.int64)) < 2**31
+            ty = I32 if narrow else I64
+            rest = b.trunc(self._flat, I32) if narrow else self._flat
+            out = []
             for i, d in enumerate(reversed(self.shape)):
                 if d == 1:
-                    out.append(c64(0))
+                    out.append(ir.Constant(ty, 0))
                 elif i == len(self.shape) - 1:
                     out.append(rest)
                 else:
-                    out.append(self.b.urem(rest, c64(d)))
-                    rest = self.b.udiv(rest, c64(d))
+                    out.append(b.urem(rest, ir.Constant(ty, d)))
+                    rest = b.udiv(rest, ir.Constant(ty, d))
+            if narrow:
+                out = [b.zext(v, I64) for v in out]
             self._multi = tuple(reversed(out))
         return self._multi
 

@@ -727,6 +727,8 @@ GRAD_CASES = [  # scalar functions of a float64 (3, 4) array, smooth at the test
     ("hypot_logaddexp", lambda v: (tnp.hypot(v, 1.0 + v ** 2) + tnp.logaddexp(v, -v)).sum()),
     ("norms", lambda v: tnp.linalg.norm(v) + tnp.linalg.norm(v, 3, axis=1).sum()),
     ("cumprod", lambda v: (tnp.cumprod(v.at[1, 2].set(0.0), axis=1) * np.arange(4.0)).sum()),
+    ("linalg", lambda v: tnp.linalg.det(v[:, :3] + 2 * np.eye(3)) + tnp.linalg.slogdet(v[:, 1:] + 2 * np.eye(3))[1]
+     + (tnp.linalg.inv(v[:, :3] + 2 * np.eye(3)) ** 2).sum() + tnp.linalg.solve(v[:, 1:] + 2 * np.eye(3), v[:, 0]).sum()),
 ]
 
 
@@ -825,3 +827,22 @@ def test_counting_statistics_and_index_arithmetic():
     check(lambda p, q: tnp.ravel_multi_index((p, q), (2, 4)),
           lambda p, q: np.ravel_multi_index((p, q), (2, 4)).astype(I32), np.array([1, 0], I32),
           np.array([2, 3], I32))
+
+
+@given(data=st.data())
+def test_linalg_solvers(data):
+    n = data.draw(st.integers(1, 4))
+    batch = data.draw(st.sampled_from([(), (2,), (2, 1)]))
+    dtype = data.draw(st.sampled_from([F32, F64]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    a = (rng.normal(size=batch + (n, n)) + 3 * np.eye(n) * rng.choice([-1, 1], size=n)).astype(dtype)
+    a = a[..., rng.permutation(n), :]  # pivoting matters
+    b = rng.normal(size=(n,)).astype(dtype)
+    bm = rng.normal(size=batch + (n, 2)).astype(dtype)
+    rtol = 2e-4 if dtype == F32 else 1e-10
+    check(tnp.linalg.inv, np.linalg.inv, a, rtol=rtol, atol=rtol)
+    check(tnp.linalg.det, np.linalg.det, a, rtol=rtol, atol=rtol)
+    check(lambda m: tnp.linalg.slogdet(m), lambda m: tuple(np.linalg.slogdet(m)), a, rtol=rtol, atol=rtol)
+    check(tnp.linalg.solve, np.linalg.solve, a, bm, rtol=rtol, atol=rtol)
+    if not batch:
+        check(tnp.linalg.solve, np.linalg.solve, a, b, rtol=rtol, atol=rtol)

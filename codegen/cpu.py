@@ -245,8 +245,14 @@ class FunctionLowering:
     # ---------------------------------------------------------------- scratch memory
 
     def scratch(self, aval) -> tuple[Buffer, int, int]:
+        """A scratch buffer for ``aval``: (buffer, arena offset, bytes); give it back with
+        ``fl.arena.free(offset, bytes)`` after the last kernel that reads it."""
         nbytes = aval.size * aval.dtype.itemsize
         off = self.arena.alloc(nbytes)
+        if self.arena_ptr is None:  # the arena is allocated on entry, only if needed
+            ab = self._alloca_b
+            self.arena_ptr = ab.call(_declare(self.module, "aligned_alloc", PTR, [I64, I64]),
+                                     [c64(64), ab.load(self.arena_size, typ=I64)])
         ptr = self._alloca_b.gep(self.arena_ptr, [c64(off)], inbounds=True, source_etype=I8)
         return Buffer(ptr, aval), off, nbytes
 
@@ -397,23 +403,25 @@ def lower(graph: Graph, name: str, info: dict | None = None) -> str:
     args = list(fl.fn.args)
     nin, nc = len(graph.invars), len(graph.constvars)
     ab = fl._alloca_b
-    aa = ab.call(_declare(fl.module, "aligned_alloc", PTR, [I64, I64]),
-                 [c64(64), ab.load(fl.arena_size, typ=I64)])
-    fl.arena_ptr = aa
     in_bufs = [Buffer(a, v.aval) for a, v in zip(args[:nin], graph.invars)]
     for a, v in zip(args[nin:nin + nc], graph.constvars):
         fl.bufs[v] = Buffer(a, v.aval)
     out_bufs = [Buffer(a, v.aval) for a, v in zip(args[nin + nc:], graph.outvars)]
     fl.emit_graph(graph, in_bufs, out_bufs)
-    fl.b.call(_declare(fl.module, "free", ir.VoidType(), [PTR]), [aa])
+    aa = fl.arena_ptr
+    if aa is not None:
+        fl.b.call(_declare(fl.module, "free", ir.VoidType(), [PTR]), [aa])
     fl.b.ret(ir.Constant(I32, 0))
-    # entry: fail cleanly when the arena cannot be allocated
-    fail = fl.fn.append_basic_block("oom")
-    ir.IRBuilder(fail).ret(ir.Constant(I32, 1))
     size = fl.arena.top
     if info is not None:
         info["scratch_bytes"] = size
     fl.arena_size.initializer = c64(size)
+    if aa is None:
+        ab.branch(fl.fn.blocks[1])
+        return str(fl.module)
+    # entry: fail cleanly when the arena cannot be allocated
+    fail = fl.fn.append_basic_block("oom")
+    ir.IRBuilder(fail).ret(ir.Constant(I32, 1))
     isnull = ab.icmp_unsigned("==", aa, ir.Constant(PTR, None))
     ab.cbranch(ab.and_(isnull, ir.Constant(I1, 1 if size > 0 else 0)), fail, fl.fn.blocks[1])
     return str(fl.module)

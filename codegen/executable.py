@@ -14,6 +14,7 @@ a hit skips LLVM's optimisation and code generation.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import numpy as np
 
@@ -28,7 +29,8 @@ try:
 except ImportError:  # pragma: no cover
     _ffi = None
 
-_JIT_CACHE: dict[str, C.JITCode] = {}  # cache key (LLVM IR + host) -> loaded code
+# cache key (LLVM IR + host) -> loaded code; the code is unloaded when no executable uses it
+_JIT_CACHE: "weakref.WeakValueDictionary[str, C.JITCode]" = weakref.WeakValueDictionary()
 
 
 def _contiguous(a: np.ndarray, dtype) -> np.ndarray:
@@ -58,7 +60,8 @@ class Executable:
             obj = C.object_code(self.optimized_llvm_ir)
             code = C.JITCode(obj, self.name)
             C.store_cached(self.hash, obj)
-        self.code = _JIT_CACHE[self.hash] = code
+        _JIT_CACHE[self.hash] = code
+        self.code = code
         self.in_avals = [v.aval for v in graph.invars]
         self.out_avals = [v.aval for v in graph.outvars]
         self.consts = [np.ascontiguousarray(c) for c in graph.constvals]

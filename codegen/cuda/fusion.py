@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from tracer.ir import Literal
+
 from .. import scalar as S
 from ..scalar import SCALAR, llvm_type, mem_type
 from . import target as T
@@ -172,7 +174,6 @@ class Evaluator:
         self.scalar_idx = Index(self.b, (), flat=c64(0))
 
     def value(self, atom, idx: Index) -> ir.Value:
-        from tracer.ir import Literal
         if isinstance(atom, Literal):
             return constant(atom.aval.dtype, atom.val)
         if not atom.aval.shape:

@@ -6,8 +6,10 @@ launch shape. Elements are read through the fusion ``Evaluator``, so producers
   share a kernel (and common sub-expressions).
 * ``reduce``: one block per output element (and, for long reductions, ``splits``
   blocks per output writing partials that a second launch reduces): per-thread
-  strided accumulation, then a warp-shuffle tree and a shared-memory step.
-* ``dot``: 16x16 shared-memory tiles, one output element per thread.
+  strided accumulation, then a warp-shuffle tree and a shared-memory step;
+  ``reduce_serial``: one thread per output, for short reductions.
+* ``dot``: shared-memory tiles; 64x64 per block with 4x4 register-blocked outputs
+  per thread for larger outputs, 16x16 with one output per thread for small ones.
 * ``cumsum``: one thread per line along the axis.
 * ``scatter``: atomics for scatter-add; a single-thread sequential loop for the
   other combines (exact "last write wins" order) and for bool.

@@ -70,7 +70,7 @@ for src, dst in (("float32", "int32"), ("float64", "int64"), ("int64", "float64"
                  ("bool", "float32"), ("int32", "bool"), ("bool", "int32")):
     case(f"convert-{src}-{dst}", lambda x, d=dst: lax.convert_element_type(x, d), arr(src, lo=-40, hi=40))
 case("convert-float32-int32-saturate", lambda x: lax.convert_element_type(x, "int32"),
-     np.array([np.nan, -np.inf, 2e9, -3e9, 2.7, -2.7], np.float32))  # +inf: see the report (reference wraps)
+     np.array([np.nan, np.inf, -np.inf, 3e9, -3e9, 2.7, -2.7], np.float32))
 for dt, y in (("float32", 3), ("float64", -2), ("int32", 5), ("int64", 2)):
     case(f"integer_pow{y}-{dt}", lambda x, y=y: lax.integer_pow(x, y), arr(dt, lo=0.5 if y < 0 else -3))
 case("stop_gradient", lax.stop_gradient, arr("float32"))

@@ -768,6 +768,7 @@ def test_more_numpy_functions():
     check(lambda v: tnp.divmod(v, 4), lambda v: np.divmod(v, 4), np.arange(-5, 5, dtype=np.int32))
     check(lambda v: tnp.clip(v, min=0, max=2), lambda v: np.clip(v, 0, 2), np.arange(-5, 5, dtype=np.int32))
     check(lambda v: tnp.broadcast_arrays(v, v[:, None]), lambda v: np.broadcast_arrays(v, v[:, None]), xp)
+    assert tnp.broadcast_shapes((2, 1), (3,), ()) == np.broadcast_shapes((2, 1), (3,), ())
     np.testing.assert_allclose(tnp.logspace(0, 2, 5), np.logspace(0, 2, 5), rtol=1e-6)
     np.testing.assert_allclose(tnp.geomspace(1, 100, 5), np.geomspace(1, 100, 5), rtol=1e-6)
     assert isinstance(np.ones(2), tnp.ndarray) and not isinstance([1], tnp.ndarray)

@@ -18,7 +18,8 @@ from ..core import Tracer, concrete_aval, get_aval
 from ..core import where as _at_user_line
 from ..errors import DTypeError, ShapeError
 from .. import lax
-from ._core import asarray_operand, cast, promote_operands, broadcast_shapes
+from ._core import asarray_operand, cast, promote_operands
+from ._core import broadcast_shapes as _broadcast_shapes
 from ._core import result_type as _result_type
 
 float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
@@ -481,7 +482,7 @@ def where(condition, x=None, y=None):
     if get_aval(c).dtype != _dt.bool_:
         c = cast(c, _dt.bool_)
     x, y = promote_operands("where", x, y)
-    shape = broadcast_shapes("where", get_aval(c).shape, get_aval(x).shape, get_aval(y).shape)
+    shape = _broadcast_shapes("where", get_aval(c).shape, get_aval(x).shape, get_aval(y).shape)
     c, x, y = (lax.broadcast_to_shape(v, shape) if get_aval(v).shape not in ((), shape) else v
                for v in (c, x, y))
     if get_aval(c).shape == () and shape != ():
@@ -757,8 +758,13 @@ def squeeze(a, axis=None):
     return lax.reshape(a, [d for i, d in enumerate(shp) if i not in axes])
 
 
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """The shape that arrays of ``shapes`` broadcast to (numpy's rules), or ShapeError."""
+    return _broadcast_shapes("broadcast_shapes", *[_shape_tuple(s) for s in shapes])
+
+
 def broadcast_arrays(*args) -> list:
-    shape = broadcast_shapes("broadcast_arrays", *[get_aval(asarray_operand(a)).shape for a in args])
+    shape = _broadcast_shapes("broadcast_arrays", *[get_aval(asarray_operand(a)).shape for a in args])
     return [broadcast_to(a, shape) for a in args]
 
 
@@ -819,7 +825,7 @@ def matmul(a, b):
     sa2, sb2 = get_aval(a2).shape, get_aval(b2).shape
     if sa2[-1] != sb2[-2]:
         raise ShapeError(f"matmul: contracting dimensions differ: {sa} @ {sb}{_at_user_line()}")
-    batch = broadcast_shapes("matmul", sa2[:-2], sb2[:-2])
+    batch = _broadcast_shapes("matmul", sa2[:-2], sb2[:-2])
     a3 = broadcast_to(a2, batch + sa2[-2:])
     b3 = broadcast_to(b2, batch + sb2[-2:])
     nb = len(batch)

@@ -44,6 +44,9 @@ def host_description() -> str:
     return f"{llvm.get_process_triple()} {_state['cpu']} {_state['features']} llvmlite {llvmlite.__version__}"
 
 
+PIPELINE = "O3+loop+slp/1"  # part of the disk cache key: change it when optimize() changes
+
+
 def optimize(ir_text: str) -> str:
     """Parse, verify and run the -O3 pipeline (loop and SLP vectorisation on)."""
     tm = target_machine()
@@ -96,7 +99,7 @@ def cache_dir() -> str | None:
 def cache_key(ir_text: str) -> str:
     """Object files are keyed by the emitted LLVM IR and the host they were built for
     (constants are pointer arguments, so their values are not part of the IR)."""
-    return hashlib.sha256((host_description() + "\n" + ir_text).encode()).hexdigest()
+    return hashlib.sha256((host_description() + f" pipeline {PIPELINE}\n" + ir_text).encode()).hexdigest()
 
 
 def load_cached(key: str) -> bytes | None:

@@ -225,20 +225,25 @@ class FunctionLowering:
             self._needs_dims[atom] = r
         return self._needs_dims[atom]
 
-    def write_all(self, atom, out: Buffer):
-        """A loop nest computing ``atom`` everywhere and storing it into ``out``."""
-        shape = out.aval.shape
+    def write_all(self, atoms, outs):
+        """One loop nest computing ``atoms`` (one or several values of one shape)
+        everywhere and storing them into ``outs``; values they share are computed once
+        per element."""
+        if not isinstance(atoms, list):
+            atoms, outs = [atoms], [outs]
+        shape = outs[0].aval.shape
+        b = self.b
+
+        def store_all(idx):
+            for a, o in zip(atoms, outs):
+                o.store(b, idx.linear(b), self.read(a, idx))
         self.memo = {}
         if shape == ():
-            out.store(self.b, c64(0), self.read(atom, Idx(())))
-        elif not self.needs_dims(atom):
-            n = out.aval.size
-            for_range(self.b, n, lambda i: out.store(self.b, i, self.read(atom, Idx(shape, linear=i))))
+            store_all(Idx(()))
+        elif not any(self.needs_dims(a) for a in atoms):
+            for_range(b, outs[0].aval.size, lambda i: store_all(Idx(shape, linear=i)))
         else:
-            def body(dims):
-                idx = Idx(shape, dims=dims)
-                out.store(self.b, idx.linear(self.b), self.read(atom, idx))
-            loop_nest(self.b, shape, body)
+            loop_nest(b, shape, lambda dims: store_all(Idx(shape, dims=dims)))
         self.memo = {}
 
 
@@ -283,35 +288,42 @@ class FunctionLowering:
                 self.producer[eqn.outvars[0]] = eqn
         # last kernel position reading each buffer, for arena reuse
         last_use: dict = {}
-        for pos, eqn in enumerate(kernels):
-            for v in self._buffers_read(eqn, materialise):
+        reads = [self._buffers_read(eqn, materialise) for eqn in kernels]
+        for pos, rd in enumerate(reads):
+            for v in rd:
                 last_use[v] = pos
         for v in graph.outvars:
             if isinstance(v, Var):
                 last_use[v] = len(kernels)
         owned: dict = {}
-        for pos, eqn in enumerate(kernels):
+        for first, last in _groups(kernels, reads):
+            group = kernels[first:last + 1]
             outs = []
-            for v in eqn.outvars:
-                if v in out_first:
-                    bf = out_first[v]
-                else:
-                    bf, off, nb = self.scratch(v.aval)
-                    owned[v] = (off, nb)
-                outs.append(bf)
-            low = LOWERINGS[eqn.prim.name]
+            for eqn in group:
+                outs.append([])
+                for v in eqn.outvars:
+                    if v in out_first:
+                        bf = out_first[v]
+                    else:
+                        bf, off, nb = self.scratch(v.aval)
+                        owned[v] = (off, nb)
+                    outs[-1].append(bf)
+            low = LOWERINGS[group[0].prim.name]
             if low.kind == "elemental":
-                self.producer[eqn.outvars[0]] = eqn
-                self.write_all(eqn.outvars[0], outs[0])
-                del self.producer[eqn.outvars[0]]
+                for eqn in group:
+                    self.producer[eqn.outvars[0]] = eqn
+                self.write_all([e.outvars[0] for e in group], [o[0] for o in outs])
+                for eqn in group:
+                    del self.producer[eqn.outvars[0]]
             else:
                 self.memo = {}
-                low.fn(self, eqn, outs)
+                low.fn(self, group[0], outs[0])
                 self.memo = {}
-            for v, bf in zip(eqn.outvars, outs):
-                self.bufs[v] = bf
+            for eqn, bfs in zip(group, outs):
+                for v, bf in zip(eqn.outvars, bfs):
+                    self.bufs[v] = bf
             for v, (off, nb) in list(owned.items()):
-                if last_use.get(v, -1) <= pos:
+                if last_use.get(v, -1) <= last:
                     self.arena.free(off, nb)
                     del owned[v]
         # outputs that are inputs, constants, literals or repeated: copy
@@ -336,6 +348,25 @@ class FunctionLowering:
             else:
                 out.add(v)
         return out
+
+
+def _groups(kernels, reads):
+    """Runs of consecutive kernels emitted as one loop (multi-output fusion): elemental
+    values of one shape, none reading a buffer written earlier in its run (it could be
+    read at another index before it is written). Yields (first, last) positions."""
+    start = 0
+    written: set = set()
+    for pos, eqn in enumerate(kernels):
+        if pos > start:
+            prev = kernels[start]
+            if not (LOWERINGS[eqn.prim.name].kind == "elemental" == LOWERINGS[prev.prim.name].kind
+                    and eqn.outvars[0].aval.shape == prev.outvars[0].aval.shape
+                    and not (reads[pos] & written)):
+                yield start, pos - 1
+                start, written = pos, set()
+        written.update(eqn.outvars)
+    if kernels:
+        yield start, len(kernels) - 1
 
 
 _REMAP = {"reshape", "transpose", "rev", "slice", "broadcast_in_dim", "convert_element_type",

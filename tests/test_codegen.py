@@ -90,3 +90,17 @@ def test_codegen_reads_only_the_ir_and_dtypes_of_tracer(module):
             names = {node.module + "." + a.name for a in node.names}
             assert node.module in ("tracer.ir", "tracer.dtypes") or names <= {"tracer.dtypes", "tracer.ir"}, \
                 f"codegen/{module}.py imports {node.module}"
+
+
+def test_sibling_outputs_share_one_loop():
+    """Two outputs that use one expensive value: one loop computes it once for both."""
+    x = np.linspace(0, 1, 1000).astype(np.float32)
+    ex = _executable(lambda a: (tnp.exp(a) + 1, tnp.exp(a) * 2), x)
+    assert ex.llvm_ir.count("call float @\"__mathlib_exp") == 1 and ex.scratch_bytes == 0
+    a, b = ex(x)
+    np.testing.assert_allclose(a, np.exp(x) + 1, rtol=1e-6)
+    np.testing.assert_allclose(b, np.exp(x) * 2, rtol=1e-6)
+    # an output read at other indices by its sibling is written first, in its own loop
+    ex = _executable(lambda a: (tnp.exp(a), tnp.exp(a)[::-1] * 2), x)
+    a, b = ex(x)
+    np.testing.assert_allclose(b, np.exp(x)[::-1] * 2, rtol=1e-6)

@@ -293,3 +293,24 @@ def test_disk_cache_reuses_object_code_across_processes(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        cwd=root, env=env)
     assert r.stdout.strip() == "fresh" and not (tmp_path / "unused").exists()
+
+
+def test_concurrent_calls_from_threads():
+    import threading
+    f = tr.jit(lambda a: tnp.exp(a) / tnp.sum(tnp.exp(a), axis=1, keepdims=True))  # uses scratch
+    xs = [np.random.default_rng(i).standard_normal((50, 40)).astype(np.float32) for i in range(4)]
+    f(xs[0])
+    errors = []
+
+    def work(x):
+        e = np.exp(x)
+        ref = e / e.sum(1, keepdims=True)
+        for _ in range(30):
+            if not np.allclose(f(x), ref, rtol=1e-5):
+                errors.append(1)
+    threads = [threading.Thread(target=work, args=(x,)) for x in xs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and f.compile_count == 1

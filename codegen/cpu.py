@@ -35,7 +35,7 @@ from tracer import dtypes
 from tracer.ir import Graph, Literal, Var
 
 from . import scalar as S
-from .loops import I64, NUW, Idx, c64, for_range, loop_nest, strides
+from .loops import I64, NUW, Idx, c64, for_range, loop_nest
 
 try:
     from . import mathlib as _mathlib
@@ -761,11 +761,11 @@ def _cumsum(fl, eqn, outs):
                 prev = b.add(p, c64(1)) if reverse else b.sub(p, c64(1))
                 pidx = Idx(shape, dims=list(odims) + [prev] + list(idims))
                 out.store(b, idx.linear(b), S.SCALAR["add"](fl, dt, out.load(b, pidx), v))
-            loop_nest(b, inner, inner_body) if inner else inner_body([])
+            loop_nest(b, inner, inner_body)
         pos0 = c64(first)
         at_pos(pos0)
         for_range(b, n - 1 if reverse else n, at_pos, start=0 if reverse else 1, reverse=reverse)
-    loop_nest(b, outer, body) if outer else body([])
+    loop_nest(b, outer, body)
 
 
 # ---------------------------------------------------------------- kernels: scatter
@@ -807,7 +807,7 @@ def _scatter(fl, eqn, outs):
                 update()
         else:
             update()
-    loop_nest(b, updates.aval.shape, body) if updates.aval.shape else body([])
+    loop_nest(b, updates.aval.shape, body)
 
 
 # ---------------------------------------------------------------- kernels: dot_general

@@ -9,7 +9,6 @@ import pytest
 
 import tracer as tr
 import tracer.numpy as tnp
-from tracer import lax
 
 import codegen.scalar as S
 from codegen.cpu import LOWERINGS

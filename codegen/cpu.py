@@ -648,6 +648,8 @@ def _combine(fl, name, dt, acc, v):
     """One reduction step; float sums and products carry ``reassoc`` so they vectorise."""
     if dt.kind == "f" and name in ("add", "mul"):
         return (fl.b.fadd if name == "add" else fl.b.fmul)(acc, v, flags=("reassoc",))
+    if dt.kind == "f":  # NaN-propagating, and a form the loop vectoriser reduces
+        return fl.intrinsic("llvm.maximum" if name == "max" else "llvm.minimum", acc, v)
     return S.SCALAR[name](fl, dt, acc, v)
 
 

@@ -369,6 +369,8 @@ def _groups(kernels, reads):
         yield start, len(kernels) - 1
 
 
+MAX_FUSION_DEPTH = 64
+
 _REMAP = {"reshape", "transpose", "rev", "slice", "broadcast_in_dim", "convert_element_type",
           "stop_gradient"}
 
@@ -401,6 +403,7 @@ def _plan(graph: Graph):
 
     materialise = set()
     kernels = []
+    depth: dict = {}  # length of the fused chain ending at a value
     for eqn in graph.eqns:
         low = LOWERINGS.get(eqn.prim.name)
         if low is None:
@@ -409,6 +412,12 @@ def _plan(graph: Graph):
             kernels.append(eqn)
             continue
         v = eqn.outvars[0]
+        depth[v] = 1 + max((depth.get(a, 0) for a in eqn.invars if isinstance(a, Var)), default=0)
+        if depth[v] > MAX_FUSION_DEPTH:  # bound the recursion (and code size) of one loop body
+            depth[v] = 0
+            materialise.add(v)
+            kernels.append(eqn)
+            continue
         cs = consumers.get(v, [])
         expand = any(c.prim.name == "broadcast_in_dim" and c.outvars[0].aval.size > v.aval.size
                      for c in cs)
@@ -417,6 +426,7 @@ def _plan(graph: Graph):
         if v in outs or (not trivial(v) and (expand or (len(cs) > 1 and not elementwise_only))):
             materialise.add(v)
             kernels.append(eqn)
+            depth[v] = 0
     return materialise, kernels
 
 

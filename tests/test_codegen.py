@@ -103,3 +103,12 @@ def test_sibling_outputs_share_one_loop():
     ex = _executable(lambda a: (tnp.exp(a), tnp.exp(a)[::-1] * 2), x)
     a, b = ex(x)
     np.testing.assert_allclose(b, np.exp(x)[::-1] * 2, rtol=1e-6)
+
+
+def test_very_long_elementwise_chains_compile():
+    def f(x):
+        for _ in range(1500):
+            x = x * 1.0001 + 0.001
+        return x
+    x = np.linspace(0, 1, 8).astype(np.float32)
+    np.testing.assert_allclose(tr.jit(f)(x), f(x), rtol=1e-5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import Eqn, Graph, Literal, ShapedArray, Var
+from .ir import Eqn, Graph, Literal, ShapedArray, Var, subgraphs
 
 
 def dce(graph: Graph) -> Graph:
@@ -131,7 +131,9 @@ def fold(graph: Graph) -> Graph:
         size = max((v.aval.size for v in outs), default=0)
         const_in = all(isinstance(a, Literal) or a in values for a in invars)
         small = size <= 1 or (size <= FOLD_LIMIT and eqn.prim.name not in _NO_FOLD)
-        if const_in and small and not getattr(eqn.prim, "effectful", False):
+        # loops and calls are left to run natively (a loop's trip count is unbounded)
+        has_sub = next(subgraphs(eqn), None) is not None
+        if const_in and small and not has_sub and not getattr(eqn.prim, "effectful", False):
             try:
                 args = [a.val if isinstance(a, Literal) else values[a] for a in invars]
                 res = eqn.prim.impl(*args, **eqn.params)

@@ -295,3 +295,18 @@ def test_every_primitive_is_covered_here():
     control_flow = {"cond", "while", "scan"}
     missing = set(tr.PRIMITIVES) - covered - control_flow
     assert not {m for m in missing if not m.startswith("custom")}, missing
+
+
+def test_zero_size_operands():
+    z = np.zeros((0, 3), np.float32)
+    o = np.ones((2, 0), np.float32)
+    check(lambda a: lax.reduce_sum(a, (0,)), z)
+    check(lambda a: lax.reduce_prod(a, (0, 1)), z)
+    check(lambda a: lax.cumsum(a, 0, False), z)
+    check(lambda a: lax.pad(a, np.float32(7), ((1, 1, 0), (0, 1, 2))), z)
+    check(lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ()))), o, np.ones((0, 4), np.float32))
+    check(lambda a: lax.concatenate([a, a], 0), z)
+    check(lambda a: lax.gather(a, np.zeros((0, 1), np.int32), (1,), "clip"), z)
+    check(lambda a: lax.scatter_add(a, np.zeros((0, 1), np.int32), np.zeros((0, 0), np.float32), (1,), "drop"), z)
+    check(lambda a: lax.transpose(a, (1, 0)) * 2, z)
+    check(lambda a: lax.broadcast_in_dim(a, (4, 0, 3), (1, 2)), z)

@@ -33,6 +33,12 @@ from .ir import Graph, ShapedArray
 from .passes import optimize
 from .pytree import tree_flatten, tree_unflatten
 
+_SUPPORTED_NUMS = {d.num for d in dtypes.SUPPORTED}
+
+
+class _Inline(Exception):
+    """Raised while computing a cache key when an argument is a tracer."""
+
 STAGES = ("ir", "optimized_ir", "llvm", "optimized_llvm", "asm")
 _SUFFIX = {"ir": "ir.txt", "optimized_ir": "optimized_ir.txt", "llvm": "ll",
            "optimized_llvm": "opt.ll", "asm": "s"}
@@ -67,11 +73,12 @@ class Compiled:
     def call_flat(self, leaves: Sequence[Any]) -> list[np.ndarray]:
         if self.lowered.backend == "cuda":  # device arrays pass through, results stay on the GPU
             return self.executable(*leaves)
-        arrays = []
-        for x, aval in zip(leaves, self._in_avals):
-            arr, _ = concrete_aval(x)
-            arrays.append(arr)
-        return self.executable(*arrays)
+        # arrays go as they are (the caller converts dtype/layout when needed)
+        arrays = [x if type(x) is np.ndarray else concrete_aval(x)[0] for x in leaves]
+        if len(arrays) != len(self._in_avals):
+            raise TypeError(f"compiled {self.lowered.name} takes {len(self._in_avals)} arrays, "
+                            f"got {len(arrays)}")
+        return self.executable.call(*arrays)
 
     def __call__(self, *args):
         lw = self.lowered
@@ -193,9 +200,16 @@ class Jitted:
         dyn = [a for i, a in enumerate(args) if i not in static]
         leaves, tree = tree_flatten(dyn)
         avals = []
-        for x in leaves:
-            if isinstance(x, ShapedArray):
+        for i, x in enumerate(leaves):
+            if type(x) is np.ndarray and x.dtype.num in _SUPPORTED_NUMS:
+                avals.append((x.shape, x.dtype.num))  # cheap key for the common case
+            elif isinstance(x, ShapedArray):
                 avals.append(x)
+            elif isinstance(x, Tracer):
+                raise _Inline
+            elif isinstance(x, (bool, int, float)):  # weakly typed: converted once, here
+                leaves[i], aval = concrete_aval(x)
+                avals.append(aval)
             else:
                 avals.append(_aval(x))
         skey = tuple((i, _static_key(args[i])) for i in sorted(static))
@@ -203,7 +217,11 @@ class Jitted:
 
     def lower(self, *args) -> Lowered:
         """Trace and optimise for these arguments (arrays, scalars or ShapedArrays)."""
-        key, static, _ = self._key(args)
+        try:
+            key, static, _ = self._key(args)
+        except _Inline:
+            raise TypeError("lower() takes arrays, Python scalars or ShapedArrays, not traced "
+                            "values") from None
         self.trace_count += 1
         return Lowered(self.fun, args, static, self.backend)
 
@@ -220,9 +238,12 @@ class Jitted:
                 fast = self._fast.get(tuple(key))
                 if fast is not None:
                     return fast.unflatten(fast.executable.call(*args))
-        if core._STACK or any(isinstance(x, Tracer) for x in tree_flatten(list(args))[0]):
+        if core._STACK:
             return self.fun(*args)  # inside another trace: inline
-        key, static, leaves = self._key(args)
+        try:
+            key, static, leaves = self._key(args)
+        except _Inline:  # a tracer of an ended trace: the function reports the leak
+            return self.fun(*args)
         entry = self._cache.get(key)
         if entry is None:
             self.trace_count += 1

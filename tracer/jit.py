@@ -201,7 +201,7 @@ class Jitted:
         leaves, tree = tree_flatten(dyn)
         avals = []
         for i, x in enumerate(leaves):
-            if type(x) is np.ndarray and x.dtype.num in _SUPPORTED_NUMS:
+            if type(x) is np.ndarray and x.dtype.num in _SUPPORTED_NUMS and x.dtype.isnative:
                 avals.append((x.shape, x.dtype.num))  # cheap key for the common case
             elif isinstance(x, ShapedArray):
                 avals.append(x)
@@ -231,7 +231,7 @@ class Jitted:
         if self._fast and not core._STACK and not _debug.config._values.get("debug_nans"):
             key = []
             for a in args:
-                if type(a) is not np.ndarray:
+                if type(a) is not np.ndarray or not a.dtype.isnative:
                     break
                 key.append((a.shape, a.dtype.num))
             else:

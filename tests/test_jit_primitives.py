@@ -310,3 +310,29 @@ def test_zero_size_operands():
     check(lambda a: lax.scatter_add(a, np.zeros((0, 1), np.int32), np.zeros((0, 0), np.float32), (1,), "drop"), z)
     check(lambda a: lax.transpose(a, (1, 0)) * 2, z)
     check(lambda a: lax.broadcast_in_dim(a, (4, 0, 3), (1, 2)), z)
+
+
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 1e-310, 3.4e38, -3.4e38, 1e300, 2.5, -2.5]
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "max", "min", "eq", "ne", "lt", "le",
+                                  "gt", "ge", "rem"])
+@given(data=st.data())
+@settings(max_examples=10)
+def test_binary_special_values(name, data):
+    dt = data.draw(st.sampled_from(F))
+    n = data.draw(st.integers(1, 12))
+    pick = st.lists(st.sampled_from(SPECIAL), min_size=n, max_size=n)
+    with np.errstate(all="ignore"):
+        x, y = np.array(data.draw(pick), dt), np.array(data.draw(pick), dt)
+    check(_op(name), x, y)
+
+
+@pytest.mark.parametrize("name", ["neg", "abs", "sign", "floor", "ceil", "round", "is_finite", "sqrt"])
+@given(data=st.data())
+@settings(max_examples=10)
+def test_unary_special_values(name, data):
+    dt = data.draw(st.sampled_from(F))
+    with np.errstate(all="ignore"):
+        x = np.array(data.draw(st.lists(st.sampled_from(SPECIAL), min_size=1, max_size=12)), dt)
+    check(_op(name), x)

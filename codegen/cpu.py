@@ -709,36 +709,40 @@ def _reduce(fl, eqn, outs):
 
 @register_kernel("argmax", "argmin")
 def _argminmax(fl, eqn, outs):
+    """Two vectorisable passes per output: the extreme value m (NaN if any element is
+    NaN), then the smallest index holding m (or holding a NaN): numpy's first-occurrence
+    and first-NaN rules."""
     x = eqn.invars[0]
     out = outs[0]
     axis = eqn.params["axis"]
     dt = x.aval.dtype
     shape = x.aval.shape
+    n = shape[axis]
     b = fl.b
+    op = "max" if eqn.prim.name == "argmax" else "min"
     best = fl.alloca(S.llvm_type(dt))
     besti = fl.alloca(I64)
-    cmp = ">" if eqn.prim.name == "argmax" else "<"
 
     def per_out(odims):
         def at(i):
             full = list(odims[:axis]) + [i] + list(odims[axis:])
             return fl.read(x, Idx(shape, dims=full))
         b.store(at(c64(0)), best)
-        b.store(c64(0), besti)
+        for_range(b, n, lambda i: b.store(_combine(fl, op, dt, b.load(best), at(i)), best), start=1)
+        m = b.load(best)
+        b.store(c64(n), besti)
 
-        def step(i):
+        def find(i):
             v = at(i)
-            cur = b.load(best)
-            if dt.kind == "f":  # the first NaN wins, as numpy
-                take = b.or_(b.fcmp_ordered(cmp, v, cur),
-                             b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", cur, cur)))
-            elif dt.kind == "b":
-                take = b.icmp_unsigned(cmp, v, cur)
+            if dt.kind == "f":
+                hit = b.or_(b.fcmp_ordered("==", v, m),
+                            b.and_(b.fcmp_unordered("uno", m, m), b.fcmp_unordered("uno", v, v)))
             else:
-                take = b.icmp_signed(cmp, v, cur)
-            b.store(b.select(take, v, cur), best)
-            b.store(b.select(take, i, b.load(besti)), besti)
-        for_range(b, shape[axis], step, start=1)
+                hit = b.icmp_unsigned("==", v, m)
+            cand = b.select(hit, i, c64(n))
+            cur = b.load(besti)
+            b.store(b.select(b.icmp_signed("<", cand, cur), cand, cur), besti)
+        for_range(b, n, find)
         r = S.convert(fl, dtypes.int64, eqn.params["index_dtype"], b.load(besti))
         out.store(b, Idx(out.aval.shape, dims=odims).linear(b), r)
     if out.aval.shape:

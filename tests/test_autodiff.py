@@ -12,30 +12,13 @@ from hypothesis import given, settings, strategies as st
 
 import tracer as tr
 import tracer.numpy as tnp
+from oracles import fd_grad, fd_jac
 
 F64 = np.float64
 
 
-def fd_grad(f, x, eps=1e-6):
-    """Central finite differences of a scalar function of one float64 array."""
-    x = np.asarray(x, F64)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        g[i] = (float(f(x + e)) - float(f(x - e))) / (2 * eps)
-    return g
 
 
-def fd_jac(f, x, eps=1e-6):
-    x = np.asarray(x, F64)
-    out = np.asarray(f(x))
-    J = np.zeros(out.shape + x.shape)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        J[(Ellipsis,) + i] = (np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * eps)
-    return J
 
 
 # ---------------------------------------------------------------- higher order

@@ -122,8 +122,11 @@ def test_index_errors():
         tr.make_ir(lambda v: v[0, 0, 0])(x)
     with pytest.raises(IndexError, match="out of bounds"):
         tr.make_ir(lambda v: v[3])(x)
-    with pytest.raises(IndexError, match="out of bounds"):
-        tr.make_ir(lambda v: v[np.array([0, 4])])(x)
+    # index arrays are dynamic indices (JAX's rule): gather clamps, .at[] drops
+    np.testing.assert_array_equal(tr.jit(lambda v: v[np.array([0, 4, -9])])(x), x[[0, 2, 0]])
+    np.testing.assert_array_equal(tr.jit(lambda v: v.at[np.array([1, 7])].add(1.0))(x),
+                                  x + (np.arange(3) == 1)[:, None])
+    np.testing.assert_array_equal(tr.jit(lambda v: v.at[5].set(0.0))(x), x)
     with pytest.raises(IndexError, match="integers"):
         tr.make_ir(lambda v: v[1.5])(x)
     with pytest.raises(IndexError, match="single ellipsis"):

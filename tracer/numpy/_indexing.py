@@ -97,14 +97,13 @@ def _is_advanced(i) -> bool:
 
 
 def _wrap_negative(idx, dim):
-    """Negative indices count from the end (concrete: at once; traced: select)."""
+    """Negative indices count from the end (concrete: at once; traced: select).
+    Index arrays are dynamic indices, as in JAX: out-of-range entries are not an
+    error here; gather clamps them and the scatters drop them."""
     if isinstance(idx, Tracer):
         return lax.select(lax.lt(idx, lax.full_like(idx, 0)), lax.add(idx, lax.full_like(idx, dim)), idx)
     idx = np.asarray(idx)
-    if idx.size and (idx.min() < -dim or idx.max() >= dim):
-        bad = idx[(idx < -dim) | (idx >= dim)].flat[0]
-        raise IndexError(f"index {bad} is out of bounds for an axis of size {dim}")
-    return np.where(idx < 0, idx + dim, idx)
+    return np.where(idx < 0, idx + dim, idx).astype(idx.dtype)
 
 
 def _prepare(x, idx):
@@ -294,10 +293,8 @@ def _scatter_leading(x, lead, values, kind):
     k = len(lead)
     wrapped = []
     for ax, i in enumerate(lead):
-        if _is_int_scalar(i):
-            if not -shape[ax] <= i < shape[ax]:
-                raise IndexError(f"index {i} is out of bounds for axis {ax} with size {shape[ax]}")
-            i = np.asarray(int(i) % shape[ax], dtypes.int32)
+        if _is_int_scalar(i):  # an out-of-range update is dropped, as in JAX
+            i = np.asarray(int(i), dtypes.int64 if not -2**31 <= int(i) < 2**31 else dtypes.int32)
         wrapped.append(_wrap_negative(i, shape[ax]))
     bshape = broadcast_shapes("indexing", *[get_aval(i).shape for i in wrapped])
     it = dtypes.int64 if any(get_aval(i).dtype == dtypes.int64 for i in wrapped) else dtypes.int32

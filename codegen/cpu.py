@@ -149,6 +149,10 @@ class FunctionLowering:
         self.producer: dict = {}
         self.memo: dict = {}
         self._needs_dims: dict = {}
+        self.depth = 0
+        # TRACER_PROFILE: cycles per top-level kernel group, accumulated into ``counters``
+        self.profile_labels: list | None = [] if _profiling() else None
+        self.counters = None
 
     # ---------------------------------------------------------------- scalar emitter hooks
 
@@ -274,7 +278,7 @@ class FunctionLowering:
         self._needs_dims = {}
         for v, bf in zip(graph.invars, in_bufs):
             self.bufs[v] = bf
-        materialise, kernels = _plan(graph)
+        materialise, kernels, loop_cost = _plan(graph)
         out_first = {}
         for v, bf in zip(graph.outvars, out_bufs):
             if isinstance(v, Var) and v not in self.bufs and v not in out_first:
@@ -296,8 +300,10 @@ class FunctionLowering:
             if isinstance(v, Var):
                 last_use[v] = len(kernels)
         owned: dict = {}
-        for first, last in _groups(kernels, reads):
+        self.depth += 1
+        for first, last in _groups(kernels, reads, loop_cost):
             group = kernels[first:last + 1]
+            t0 = self._tick() if self.depth == 1 else None
             outs = []
             for eqn in group:
                 outs.append([])
@@ -322,10 +328,13 @@ class FunctionLowering:
             for eqn, bfs in zip(group, outs):
                 for v, bf in zip(eqn.outvars, bfs):
                     self.bufs[v] = bf
+            if t0 is not None:
+                self._tock(t0, group)
             for v, (off, nb) in list(owned.items()):
                 if last_use.get(v, -1) <= last:
                     self.arena.free(off, nb)
                     del owned[v]
+        self.depth -= 1
         # outputs that are inputs, constants, literals or repeated: copy
         for v, bf in zip(graph.outvars, out_bufs):
             if isinstance(v, Var) and out_first.get(v) is bf:
@@ -333,6 +342,26 @@ class FunctionLowering:
             self.write_all(v, bf)
         for off, nb in owned.values():
             self.arena.free(off, nb)
+
+    def _tick(self):
+        if self.profile_labels is None:
+            return None
+        return self.b.call(_declare(self.module, "llvm.readcyclecounter", I64, []), [])
+
+    def _tock(self, t0, group):
+        """Add the cycles since ``t0`` to this group's counter (TRACER_PROFILE)."""
+        import numpy as _np
+        k = len(self.profile_labels)
+        shapes = ",".join(str(list(v.aval.shape)) for v in group[0].outvars)
+        self.profile_labels.append(f"{'+'.join(e.prim.name for e in group)} -> {shapes}")
+        if self.counters is None:
+            self.counters = _np.zeros(4096, _np.int64)  # kept alive by the executable
+        if k >= len(self.counters):
+            return
+        b = self.b
+        dt = b.sub(self.b.call(_declare(self.module, "llvm.readcyclecounter", I64, []), []), t0)
+        slot = b.inttoptr(c64(self.counters.ctypes.data + 8 * k), PTR)
+        b.store(b.add(b.load(slot, typ=I64), dt), slot)
 
     def _buffers_read(self, eqn, materialise):
         seen, out, stack = set(), set(), [a for a in eqn.invars if isinstance(a, Var)]
@@ -350,26 +379,42 @@ class FunctionLowering:
         return out
 
 
-def _groups(kernels, reads):
+def _groups(kernels, reads, cost=None):
     """Runs of consecutive kernels emitted as one loop (multi-output fusion): elemental
     values of one shape, none reading a buffer written earlier in its run (it could be
-    read at another index before it is written). Yields (first, last) positions."""
+    read at another index before it is written), of total fused cost at most
+    ``MAX_LOOP_COST`` (``cost``: per kernel output, from ``_plan``). Yields (first,
+    last) positions."""
     start = 0
     written: set = set()
+    total = 0
+    cost = cost or {}
     for pos, eqn in enumerate(kernels):
+        c = cost.get(eqn.outvars[0], 0)
         if pos > start:
             prev = kernels[start]
             if not (LOWERINGS[eqn.prim.name].kind == "elemental" == LOWERINGS[prev.prim.name].kind
                     and eqn.outvars[0].aval.shape == prev.outvars[0].aval.shape
-                    and not (reads[pos] & written)):
+                    and not (reads[pos] & written) and total + c <= MAX_LOOP_COST):
                 yield start, pos - 1
-                start, written = pos, set()
+                start, written, total = pos, set(), 0
         written.update(eqn.outvars)
+        total += c
     if kernels:
         yield start, len(kernels) - 1
 
 
 MAX_FUSION_DEPTH = 64
+# Bound on the code in one fused loop body, in units of a simple arithmetic op (a
+# transcendental counts _TRANSCENDENTAL_COST). LLVM's loop vectoriser, InstCombine and
+# instruction selection take time superlinear in the size of a loop body: without the
+# bound, a long chain of fused sin/cos (e.g. jit(grad) of a deep elementwise function)
+# compiled in time quadratic in its length. Beyond it a value gets a buffer (which for
+# a graph this long costs little next to the arithmetic).
+MAX_LOOP_COST = 320
+_TRANSCENDENTAL_COST = 24
+_TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "atan",
+                   "logistic", "erf", "pow", "atan2"}
 
 _REMAP = {"reshape", "transpose", "rev", "slice", "broadcast_in_dim", "convert_element_type",
           "stop_gradient"}
@@ -404,6 +449,7 @@ def _plan(graph: Graph):
     materialise = set()
     kernels = []
     depth: dict = {}  # length of the fused chain ending at a value
+    cost: dict = {}  # code size of the fused cone computing a value (shared parts counted twice)
     for eqn in graph.eqns:
         low = LOWERINGS.get(eqn.prim.name)
         if low is None:
@@ -413,7 +459,10 @@ def _plan(graph: Graph):
             continue
         v = eqn.outvars[0]
         depth[v] = 1 + max((depth.get(a, 0) for a in eqn.invars if isinstance(a, Var)), default=0)
-        if depth[v] > MAX_FUSION_DEPTH:  # bound the recursion (and code size) of one loop body
+        cost[v] = (_TRANSCENDENTAL_COST if eqn.prim.name in _TRANSCENDENTAL else 1) + sum(
+            cost.get(a, 0) for a in set(eqn.invars) if isinstance(a, Var) and a not in materialise)
+        if depth[v] > MAX_FUSION_DEPTH or cost[v] > MAX_LOOP_COST:
+            # bound the recursion and the code size of one loop body
             depth[v] = 0
             materialise.add(v)
             kernels.append(eqn)
@@ -427,10 +476,17 @@ def _plan(graph: Graph):
             materialise.add(v)
             kernels.append(eqn)
             depth[v] = 0
-    return materialise, kernels
+    # a buffer costs nothing to read; the kernel computing it keeps its cost
+    loop_cost = {v: cost.pop(v) for v in materialise}
+    return materialise, kernels, loop_cost
 
 
 # ---------------------------------------------------------------- top level
+
+def _profiling() -> bool:
+    import os
+    return os.environ.get("TRACER_PROFILE", "").strip() not in ("", "0")
+
 
 def _symbol(name: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_]", "_", name) or "f"
@@ -456,6 +512,8 @@ def lower(graph: Graph, name: str, info: dict | None = None) -> str:
     size = fl.arena.top
     if info is not None:
         info["scratch_bytes"] = size
+        if fl.profile_labels:
+            info["profile"] = (fl.profile_labels, fl.counters)
     fl.arena_size.initializer = c64(size)
     if aa is None:
         ab.branch(fl.fn.blocks[1])

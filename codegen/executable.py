@@ -13,7 +13,10 @@ a hit skips LLVM's optimisation and code generation.
 """
 from __future__ import annotations
 
+import atexit
 import functools
+import os
+import sys
 import weakref
 
 import numpy as np
@@ -33,6 +36,20 @@ except ImportError:  # pragma: no cover
 _JIT_CACHE: "weakref.WeakValueDictionary[str, C.JITCode]" = weakref.WeakValueDictionary()
 
 
+_PROFILED: list = []  # weak references to executables compiled with TRACER_PROFILE=1
+
+
+def _print_profiles():  # pragma: no cover - runs at exit
+    for ref in _PROFILED:
+        ex = ref()
+        if ex is not None and ex._profile[1] is not None and ex._profile[1].any():
+            print(ex.profile_report(), file=sys.stderr)
+
+
+if os.environ.get("TRACER_PROFILE", "").strip() not in ("", "0"):
+    atexit.register(_print_profiles)
+
+
 def _contiguous(a: np.ndarray, dtype) -> np.ndarray:
     """A C-contiguous, aligned array of ``dtype`` with the same values (no copy if
     ``a`` already is one). Read-only arrays are fine: compiled code never writes inputs."""
@@ -50,6 +67,9 @@ class Executable:
         info: dict = {}
         self.llvm_ir = lower(graph, self.name, info)
         self.scratch_bytes = info["scratch_bytes"]  # intermediate buffers, planned statically
+        self._profile = info.get("profile")  # TRACER_PROFILE: (labels, cycle counters)
+        if self._profile is not None:
+            _PROFILED.append(weakref.ref(self))
         self._optimized = None
         self.hash = C.cache_key(self.llvm_ir)
         self.from_disk = False
@@ -102,6 +122,18 @@ class Executable:
         lines.append(f"    return [{', '.join(f'o{j}' for j in range(nout))}]")
         exec("\n".join(lines), env)
         return env["call"]
+
+    def profile_report(self) -> str:
+        """With ``TRACER_PROFILE=1`` at compile time: cycles spent in each top-level kernel
+        (or fused loop) over all calls so far, largest first."""
+        if self._profile is None:
+            return f"{self.name}: not compiled with TRACER_PROFILE=1"
+        labels, counts = self._profile
+        total = int(counts[:len(labels)].sum()) or 1
+        rows = sorted(zip(counts[:len(labels)], range(len(labels)), labels), reverse=True)
+        lines = [f"{self.name}: {total / 1e6:.1f} Mcycles in kernels"]
+        lines += [f"  {c / total:6.1%} {c / 1e6:10.2f} M  #{i:<3d} {lab}" for c, i, lab in rows]
+        return "\n".join(lines)
 
     def _oom(self):
         raise MemoryError(f"compiled function {self.name}: could not allocate its scratch memory")

@@ -74,12 +74,14 @@ class Executable:
         self.hash = C.cache_key(self.llvm_ir)
         self.from_disk = False
         code = _JIT_CACHE.get(self.hash)
-        if code is None:
+        on_disk = self._profile is None  # profiled code holds this process's addresses
+        if code is None and on_disk:
             code = self._load_from_disk()
         if code is None:
             obj = C.object_code(self.optimized_llvm_ir)
             code = C.JITCode(obj, self.name)
-            C.store_cached(self.hash, obj)
+            if on_disk:
+                C.store_cached(self.hash, obj)
         _JIT_CACHE[self.hash] = code
         self.code = code
         self.in_avals = [v.aval for v in graph.invars]

@@ -151,7 +151,7 @@ class FunctionLowering:
         self._needs_dims: dict = {}
         self.depth = 0
         # TRACER_PROFILE: cycles per top-level kernel group, accumulated into ``counters``
-        self.profile_labels: list | None = [] if _profiling() else None
+        self.profile_labels: list | None = None
         self.counters = None
 
     # ---------------------------------------------------------------- scalar emitter hooks
@@ -278,7 +278,7 @@ class FunctionLowering:
         self._needs_dims = {}
         for v, bf in zip(graph.invars, in_bufs):
             self.bufs[v] = bf
-        materialise, kernels, loop_cost = _plan(graph)
+        materialise, kernels = _plan(graph)
         out_first = {}
         for v, bf in zip(graph.outvars, out_bufs):
             if isinstance(v, Var) and v not in self.bufs and v not in out_first:
@@ -301,7 +301,7 @@ class FunctionLowering:
                 last_use[v] = len(kernels)
         owned: dict = {}
         self.depth += 1
-        for first, last in _groups(kernels, reads, loop_cost):
+        for first, last in _groups(kernels, reads):
             group = kernels[first:last + 1]
             t0 = self._tick() if self.depth == 1 else None
             outs = []
@@ -379,42 +379,26 @@ class FunctionLowering:
         return out
 
 
-def _groups(kernels, reads, cost=None):
+def _groups(kernels, reads):
     """Runs of consecutive kernels emitted as one loop (multi-output fusion): elemental
     values of one shape, none reading a buffer written earlier in its run (it could be
-    read at another index before it is written), of total fused cost at most
-    ``MAX_LOOP_COST`` (``cost``: per kernel output, from ``_plan``). Yields (first,
-    last) positions."""
+    read at another index before it is written). Yields (first, last) positions."""
     start = 0
     written: set = set()
-    total = 0
-    cost = cost or {}
     for pos, eqn in enumerate(kernels):
-        c = cost.get(eqn.outvars[0], 0)
         if pos > start:
             prev = kernels[start]
             if not (LOWERINGS[eqn.prim.name].kind == "elemental" == LOWERINGS[prev.prim.name].kind
                     and eqn.outvars[0].aval.shape == prev.outvars[0].aval.shape
-                    and not (reads[pos] & written) and total + c <= MAX_LOOP_COST):
+                    and not (reads[pos] & written)):
                 yield start, pos - 1
-                start, written, total = pos, set(), 0
+                start, written = pos, set()
         written.update(eqn.outvars)
-        total += c
     if kernels:
         yield start, len(kernels) - 1
 
 
 MAX_FUSION_DEPTH = 64
-# Bound on the code in one fused loop body, in units of a simple arithmetic op (a
-# transcendental counts _TRANSCENDENTAL_COST). LLVM's loop vectoriser, InstCombine and
-# instruction selection take time superlinear in the size of a loop body: without the
-# bound, a long chain of fused sin/cos (e.g. jit(grad) of a deep elementwise function)
-# compiled in time quadratic in its length. Beyond it a value gets a buffer (which for
-# a graph this long costs little next to the arithmetic).
-MAX_LOOP_COST = 320
-_TRANSCENDENTAL_COST = 24
-_TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "atan",
-                   "logistic", "erf", "pow", "atan2"}
 
 _REMAP = {"reshape", "transpose", "rev", "slice", "broadcast_in_dim", "convert_element_type",
           "stop_gradient"}
@@ -449,7 +433,6 @@ def _plan(graph: Graph):
     materialise = set()
     kernels = []
     depth: dict = {}  # length of the fused chain ending at a value
-    cost: dict = {}  # code size of the fused cone computing a value (shared parts counted twice)
     for eqn in graph.eqns:
         low = LOWERINGS.get(eqn.prim.name)
         if low is None:
@@ -459,10 +442,7 @@ def _plan(graph: Graph):
             continue
         v = eqn.outvars[0]
         depth[v] = 1 + max((depth.get(a, 0) for a in eqn.invars if isinstance(a, Var)), default=0)
-        cost[v] = (_TRANSCENDENTAL_COST if eqn.prim.name in _TRANSCENDENTAL else 1) + sum(
-            cost.get(a, 0) for a in set(eqn.invars) if isinstance(a, Var) and a not in materialise)
-        if depth[v] > MAX_FUSION_DEPTH or cost[v] > MAX_LOOP_COST:
-            # bound the recursion and the code size of one loop body
+        if depth[v] > MAX_FUSION_DEPTH:  # bound the recursion (and code size) of one loop body
             depth[v] = 0
             materialise.add(v)
             kernels.append(eqn)
@@ -476,9 +456,7 @@ def _plan(graph: Graph):
             materialise.add(v)
             kernels.append(eqn)
             depth[v] = 0
-    # a buffer costs nothing to read; the kernel computing it keeps its cost
-    loop_cost = {v: cost.pop(v) for v in materialise}
-    return materialise, kernels, loop_cost
+    return materialise, kernels
 
 
 # ---------------------------------------------------------------- top level
@@ -497,6 +475,8 @@ def lower(graph: Graph, name: str, info: dict | None = None) -> str:
     """LLVM IR text of the function ``name`` computing ``graph`` (see module doc).
     ``info``, when given, receives ``scratch_bytes``: the size of the planned arena."""
     fl = FunctionLowering(graph, _symbol(name))
+    if info is not None and _profiling():  # (never for export: counters are in this process)
+        fl.profile_labels = []
     args = list(fl.fn.args)
     nin, nc = len(graph.invars), len(graph.constvars)
     ab = fl._alloca_b
@@ -911,6 +891,34 @@ def _packed(fl, x, perm, shape3):
     return buf, (off, nb)
 
 
+def _view(fl, x, groups):
+    """``x`` as a strided (batch, rows, cols) ``View``, each group of axes merged into
+    one (no copy when ``x`` is a buffer, even a transposed one); a fused value is first
+    written to scratch in its own layout. Returns (view, scratch block or None)."""
+    from .loops import strides
+    from .matmul import View
+    shape = x.aval.shape
+    st = strides(shape)
+
+    def merged(axes):
+        axes = [a for a in axes if shape[a] != 1]
+        if any(st[a] != st[n] * shape[n] for a, n in zip(axes, axes[1:])):
+            return None
+        return st[axes[-1]] if axes else 1
+    ss = [merged(g) for g in groups]
+    if None in ss:  # axes of a group not adjacent in memory: a packed copy
+        size = lambda g: int(np.prod([shape[a] for a in g], dtype=np.int64))  # noqa: E731
+        dims = [size(g) for g in groups]
+        buf, blk = _packed(fl, x, [a for g in groups for a in g], tuple(dims))
+        return View(buf, dims[1] * dims[2], dims[2], 1), blk
+    buf, blk = fl.buffer_of(x), None
+    if buf is None:
+        buf, off, nb = fl.scratch(x.aval)
+        blk = (off, nb)
+        fl.write_all(x, buf)
+    return View(buf, *ss), blk
+
+
 @register_kernel("dot_general")
 def _dot_general(fl, eqn, outs):
     x, y = eqn.invars
@@ -925,10 +933,11 @@ def _dot_general(fl, eqn, outs):
     N = prod([y.aval.shape[a] for a in yf])
     if out.aval.size == 0:
         return
-    a_buf, a_blk = _packed(fl, x, list(lb) + xf + list(lc), (B, M, K))
-    b_buf, b_blk = _packed(fl, y, list(rb) + list(rc) + yf, (B, K, N))
+    a_view, a_blk = _view(fl, x, (list(lb), xf, list(lc)))
+    b_view, b_blk = _view(fl, y, (list(rb), list(rc), yf))
+    fl.memo = {}
     from .matmul import emit_matmul
-    emit_matmul(fl, a_buf, b_buf, out, B, M, K, N)
+    emit_matmul(fl, a_view, b_view, out, B, M, K, N)
     for blk in (a_blk, b_blk):
         if blk is not None:
             fl.arena.free(*blk)

@@ -1,13 +1,21 @@
-"""The CPU matmul kernel: C[b] = A[b] @ B[b] on packed row-major buffers
-(A: B x M x K, B: B x K x N, C: B x M x N).
+"""The CPU matmul kernel: C[b] = A[b] @ B[b], C a contiguous B x M x N buffer, A and B
+strided views (``View``) of their buffers, so transposed operands (``x.T @ g``,
+``g @ W.T`` in a backward pass) are read in place, never copied to a transposed
+array first.
 
-Floats use a register-blocked micro-kernel written with explicit LLVM vectors:
-a tile of ``MR`` rows x ``NV`` vectors of C stays in registers while k runs, each
-step broadcasting MR elements of A and loading NV vectors of a row of B (one
-fused multiply-add per accumulator). Columns are processed in panels of ``NC``
-so the panel of B being streamed stays in L2. Edges (rows or columns that do
-not fill a tile) and integer dtypes take the plain i-k-j loop, whose inner loop
-the loop vectoriser widens.
+Floats with at least ``MR`` rows use a register-blocked micro-kernel written with
+explicit LLVM vectors: a tile of ``MR`` rows x ``NV`` vectors of C stays in registers
+while k runs, each step broadcasting MR elements of A and loading NV vectors of a
+packed row of B (one fused multiply-add per accumulator). For each block of ``KC``
+rows of B, the columns are processed in panels of ``NC``: each panel is first copied
+to a contiguous scratch area as [tile][k][W] (rows of B a power of two apart would
+alias in the cache), transposing 16 x 16 blocks in registers when B is stored
+k-contiguous. The last column tile may be narrower than a tile: its packed columns
+are zero and C is read and written with masked vector accesses; the last rows use
+a tile of fewer rows. The first block of k starts from zero accumulators, so C is
+never cleared in a separate pass. Fewer than MR rows (a matrix-vector product, where
+packing B would only double the memory traffic) and integer dtypes take the plain
+i-k-j loop, whose inner loop the loop vectoriser widens.
 
 Numerics: the products are accumulated in k order with fused multiply-adds, so
 results differ from numpy's BLAS in the last bits (BLAS also reorders).
@@ -24,155 +32,284 @@ NV = 2          # vectors of the register tile per row
 NC = 256        # column panel (elements)
 KC = 256        # block of the contraction dimension
 
+I1, I32 = ir.IntType(1), ir.IntType(32)
+
+
+class View:
+    """Element (b, r, c) of a 3-D operand lives at ``b*sb + r*sr + c*sc`` in ``buf``."""
+
+    __slots__ = ("buf", "sb", "sr", "sc")
+
+    def __init__(self, buf, sb: int, sr: int, sc: int):
+        self.buf, self.sb, self.sr, self.sc = buf, sb, sr, sc
+
 
 def _lanes(dt) -> int:
     return 16 if dt.itemsize == 4 else 8
 
 
-def emit_matmul(fl, A, Bm, C, nb: int, M: int, K: int, N: int) -> None:
+def _lin(b, *terms):
+    """Sum of ``value * stride`` terms (``(value, stride)`` pairs or plain values),
+    skipping zero strides and constant zeros."""
+    acc = None
+    for t in terms:
+        v, s = t if isinstance(t, tuple) else (t, 1)
+        if s == 0 or (isinstance(v, ir.Constant) and v.constant == 0):
+            continue
+        term = v if s == 1 else b.mul(v, c64(s), flags=NUW)
+        acc = term if acc is None else b.add(acc, term, flags=NUW)
+    return acc if acc is not None else c64(0)
+
+
+def _gep(b, buf, lin, t):
+    return b.gep(buf.ptr, [lin], inbounds=True, source_etype=t)
+
+
+def emit_matmul(fl, A: View, Bm: View, C, nb: int, M: int, K: int, N: int) -> None:
     b = fl.b
     dt = C.aval.dtype
     t = S.llvm_type(dt)
     zero = S.const(dt, 0)
-    for_range(b, nb * M * N, lambda i: C.store(b, i, zero))
-    if K == 0:
+    tiled = dt.kind == "f" and M >= MR and K > 0
+    if not tiled:
+        for_range(b, nb * M * N, lambda i: C.store(b, i, zero))
+    if K == 0 or M * N == 0:
         return
-    floaty = dt.kind == "f"
-    W = _lanes(dt) * NV if floaty else 0
-    Mt = (M // MR) * MR if floaty and N >= W else 0
-    Nt = (N // W) * W if Mt else 0
 
     def per_batch(bi):
-        a0 = b.mul(bi, c64(M * K), flags=NUW)
-        b0 = b.mul(bi, c64(K * N), flags=NUW)
-        c0 = b.mul(bi, c64(M * N), flags=NUW)
-        if Mt:
-            _tiled(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt)
-        # edges: rows >= Mt (all columns) and, for rows < Mt, columns >= Nt
-        _simple(fl, A, Bm, C, a0, b0, c0, Mt, M, 0, N, K, N, t, floaty)
-        if Mt and Nt < N:
-            _simple(fl, A, Bm, C, a0, b0, c0, 0, Mt, Nt, N, K, N, t, floaty)
-    for_range(b, nb, per_batch)
+        a0, b0, c0 = _lin(b, (bi, A.sb)), _lin(b, (bi, Bm.sb)), _lin(b, (bi, M * N))
+        if tiled:
+            _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt)
+        else:
+            _simple(fl, A, Bm, C, a0, b0, c0, M, K, N, t, dt.kind == "f")
+    if nb == 1:
+        per_batch(c64(0))
+    else:
+        for_range(b, nb, per_batch)
 
 
-def _simple(fl, A, Bm, C, a0, b0, c0, r0, r1, j0, j1, K, N, t, floaty):
-    """C[r0:r1, j0:j1] += A[r0:r1, :] @ B[:, j0:j1] (i-k-j order)."""
+def _simple(fl, A, Bm, C, a0, b0, c0, M, K, N, t, floaty):
+    """C += A @ B in i-k-j order (C was zeroed)."""
     b = fl.b
-    if r1 <= r0 or j1 <= j0:
-        return
 
     def row(i):
-        ci = b.add(c0, b.mul(i, c64(N), flags=NUW), flags=NUW)
-        ai = b.add(a0, b.mul(i, c64(K), flags=NUW), flags=NUW)
+        ci = _lin(b, c0, (i, N))
+        ai = _lin(b, a0, (i, A.sr))
 
         def kstep(k):
-            a = _ld(b, A, b.add(ai, k, flags=NUW), t)
-            bk = b.add(b0, b.mul(k, c64(N), flags=NUW), flags=NUW)
+            a = b.load(_gep(b, A.buf, _lin(b, ai, (k, A.sc)), t), typ=t)
+            bk = _lin(b, b0, (k, Bm.sr))
 
             def col(j):
-                cp = A_addr(b, C, b.add(ci, j, flags=NUW), t)
-                bv = _ld(b, Bm, b.add(bk, j, flags=NUW), t)
+                cp = _gep(b, C, _lin(b, ci, j), t)
+                bv = b.load(_gep(b, Bm.buf, _lin(b, bk, (j, Bm.sc)), t), typ=t)
                 cur = b.load(cp, typ=t)
                 if floaty:
                     new = b.fadd(cur, b.fmul(a, bv, flags=("contract",)), flags=("contract",))
                 else:
                     new = b.add(cur, b.mul(a, bv))
                 b.store(new, cp)
-            for_range(b, j1, col, start=j0)
+            for_range(b, N, col)
         for_range(b, K, kstep)
-    for_range(b, r1, row, start=r0)
+    for_range(b, M, row)
 
 
-def A_addr(b, buf, lin, t):
-    return b.gep(buf.ptr, [lin], inbounds=True, source_etype=t)
+def _masked(fl, name, vt, lanes):
+    """The ``llvm.masked.load`` / ``store`` intrinsic for ``vt`` and a constant mask of
+    the first ``lanes`` lanes."""
+    L = vt.count
+    suffix = f"v{L}{'f32' if vt.element == S.F32 else 'f64'}.p0"
+    mask = ir.Constant(ir.VectorType(I1, L), [1 if i < lanes else 0 for i in range(L)])
+    full = f"llvm.masked.{name}.{suffix}"
+    fn = fl.module.globals.get(full)
+    if fn is None:
+        ptr = ir.PointerType()
+        ft = (ir.FunctionType(vt, [ptr, I32, mask.type, vt]) if name == "load"
+              else ir.FunctionType(ir.VoidType(), [vt, ptr, I32, mask.type]))
+        fn = ir.Function(fl.module, ft, name=full)
+    return fn, mask
 
 
-def _ld(b, buf, lin, t):
-    return b.load(A_addr(b, buf, lin, t), typ=t)
+def _vload(fl, ptr, vt, lanes, align):
+    """A vector load of the first ``lanes`` lanes (the others are zero)."""
+    b = fl.b
+    if lanes == vt.count:
+        return b.load(ptr, typ=vt, align=align)
+    if lanes == 0:
+        return ir.Constant(vt, [0.0] * vt.count)
+    fn, mask = _masked(fl, "load", vt, lanes)
+    return b.call(fn, [ptr, ir.Constant(I32, align), mask, ir.Constant(vt, [0.0] * vt.count)])
 
 
-def _tiled(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt):
-    """The register-blocked part: rows [0, Mt), columns [0, Nt), K in blocks of KC
-    (full blocks in a loop, then the remainder)."""
+def _vstore(fl, val, ptr, lanes, align):
+    b = fl.b
+    if lanes == val.type.count:
+        b.store(val, ptr, align=align)
+    elif lanes:
+        fn, mask = _masked(fl, "store", val.type, lanes)
+        b.call(fn, [val, ptr, ir.Constant(I32, align), mask])
+
+
+def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt):
+    """C = A @ B for one batch, K in blocks of KC (full blocks in a loop, then the
+    remainder), columns in panels of whole tiles, then the last narrow tile."""
     from tracer.ir import ShapedArray
     b = fl.b
+    L = _lanes(dt)
+    W = L * NV
+    TP = NC // W                     # tiles per panel
+    ntf, tw = divmod(N, W)           # full tiles, width of the last one
     full, rest = divmod(K, KC)
-    packed, off, nbytes = fl.scratch(ShapedArray((min(K, KC) * min(NC, Nt),), dt))
+    slots = max(1, min(TP, ntf))
+    packed, off, nbytes = fl.scratch(ShapedArray((min(K, KC) * slots * W,), dt))
+    g = dict(fl=fl, A=A, Bm=Bm, C=C, a0=a0, b0=b0, c0=c0, M=M, N=N, dt=dt, packed=packed)
+
+    def kblock(k0, klen, first):
+        if ntf:
+            def panel(jp):
+                def each_tile(body):
+                    def tile(jt):
+                        jtile = _lin(b, (jp, TP), jt)
+                        if ntf % TP:  # the last panel is short
+                            with b.if_then(b.icmp_signed("<", jtile, c64(ntf))):
+                                body(jt, _lin(b, (jtile, W)))
+                        else:
+                            body(jt, _lin(b, (jtile, W)))
+                    for_range(b, slots, tile)
+                each_tile(lambda jt, j: _pack(g, k0, klen, j, W, _lin(b, (jt, klen * W))))
+
+                def rows(i0, mr):
+                    each_tile(lambda jt, j: _micro(g, i0, mr, j, NV, L, _lin(b, (jt, klen * W)),
+                                                   k0, klen, first))
+                _row_tiles(b, M, rows)
+            for_range(b, -(-ntf // TP), panel)
+        if tw:
+            j = c64(ntf * W)
+            _pack(g, k0, klen, j, tw, c64(0))
+            nv = -(-tw // L)
+            _row_tiles(b, M, lambda i0, mr: _micro(g, i0, mr, j, nv, tw - (nv - 1) * L, c64(0),
+                                                   k0, klen, first))
+
     if full:
-        for_range(b, full, lambda kb: _tile_pass(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt,
-                                                 b.mul(kb, c64(KC), flags=NUW), KC, packed))
+        for_range(b, full, lambda kb: kblock(_lin(b, (kb, KC)), KC, b.icmp_signed("==", kb, c64(0))))
     if rest:
-        _tile_pass(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt, c64(full * KC), rest, packed)
+        kblock(c64(full * KC), rest, ir.Constant(I1, 1 if full == 0 else 0))
     fl.arena.free(off, nbytes)
 
 
-def _tile_pass(fl, A, Bm, C, a0, b0, c0, Mt, K, N, Nt, dt, k_start, klen, packed):
-    """C[:Mt, :Nt] += A[:Mt, k_start:k_start+klen] @ B[k_start:k_start+klen, :Nt]. Each
-    column panel of this block of B is first copied to ``packed`` as [NC/W][klen][W], so
-    the micro-kernel streams contiguous memory (rows of B a power of two apart would
-    alias in the cache)."""
+def _row_tiles(b, M, rows):
+    """``rows(i0, mr)`` for the full tiles of MR rows (a loop), then the remaining rows."""
+    if M // MR:
+        for_range(b, M // MR, lambda ib: rows(_lin(b, (ib, MR)), MR))
+    if M % MR:
+        rows(c64(M // MR * MR), M % MR)
+
+
+def _pack(g, k0, klen, j, width, dst):
+    """Copy B[k0:k0+klen, j:j+width] to ``packed`` at ``dst`` as [klen][W] (columns past
+    ``width`` are zero)."""
+    fl, Bm, dt, packed = g["fl"], g["Bm"], g["dt"], g["packed"]
     b = fl.b
     t = S.llvm_type(dt)
     L = _lanes(dt)
-    vt = ir.VectorType(t, L)
     W = L * NV
+    vt = ir.VectorType(t, L)
+    isz = dt.itemsize
+    src0 = _lin(b, g["b0"], (k0, Bm.sr), (j, Bm.sc))
+    if Bm.sc == 1:  # rows of B contiguous: vector copies
+        def row(kk):
+            src = _lin(b, src0, (kk, Bm.sr))
+            dp = _lin(b, dst, (kk, W))
+            for v in range(NV):
+                lanes = max(0, min(L, width - v * L))
+                val = _vload(fl, _gep(b, Bm.buf, _lin(b, src, c64(v * L)), t), vt, lanes, isz) \
+                    if lanes else ir.Constant(vt, [0.0] * L)
+                b.store(val, _gep(b, packed, _lin(b, dp, c64(v * L)), t), align=64)
+        for_range(b, klen, row)
+        return
+    k_done = 0
+    if Bm.sr == 1 and width == W and klen >= L:  # k-contiguous: L x L transposes in registers
+        k_done = klen // L * L
+
+        def block(kb):
+            for gv in range(NV):
+                src = _lin(b, src0, (kb, L), c64(gv * L * Bm.sc))
+                rows = [b.load(_gep(b, Bm.buf, _lin(b, src, c64(c * Bm.sc)), t), typ=vt, align=isz)
+                        for c in range(L)]
+                for r, col in enumerate(_transpose(b, rows, L)):
+                    b.store(col, _gep(b, packed, _lin(b, dst, (kb, L * W), c64(r * W + gv * L)), t),
+                            align=64)
+        for_range(b, klen // L, block)
+
+    def scalar_row(kk):
+        src = _lin(b, src0, (kk, Bm.sr))
+        dp = _lin(b, dst, (kk, W))
+        for_range(b, width, lambda w: b.store(
+            b.load(_gep(b, Bm.buf, _lin(b, src, (w, Bm.sc)), t), typ=t),
+            _gep(b, packed, _lin(b, dp, w), t)))
+        for_range(b, W, lambda w: b.store(S.const(dt, 0), _gep(b, packed, _lin(b, dp, w), t)),
+                  start=width)
+    for_range(b, klen, scalar_row, start=k_done)
+
+
+def _transpose(b, rows, L):
+    """Transpose an L x L block held as L vectors: log2(L) stages, stage s swapping bit s
+    of the row and column indices (two two-source shuffles per pair of vectors)."""
+    v = list(rows)
+    vmask = ir.VectorType(I32, L)
+    s = 1
+    while s < L:
+        lo = ir.Constant(vmask, [i if not i & s else L + i - s for i in range(L)])
+        hi = ir.Constant(vmask, [i | s if not i & s else L + i for i in range(L)])
+        new = list(v)
+        for r in range(L):
+            if not r & s:
+                new[r] = b.shuffle_vector(v[r], v[r | s], lo)
+                new[r | s] = b.shuffle_vector(v[r], v[r | s], hi)
+        v = new
+        s <<= 1
+    return v
+
+
+def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first):
+    """C[i0:i0+mr, j:j+nv*L] (the last vector ``last_lanes`` wide) = (first ? 0 : C) +
+    A[i0:i0+mr, k0:k0+klen] @ packed tile at ``pbase``."""
+    fl, A, C, dt, packed = g["fl"], g["A"], g["C"], g["dt"], g["packed"]
+    b = fl.b
+    t = S.llvm_type(dt)
+    L = _lanes(dt)
+    W = L * NV
+    vt = ir.VectorType(t, L)
+    isz = dt.itemsize
     name = f"llvm.fma.v{L}{'f32' if dt.itemsize == 4 else 'f64'}"
     fma = fl.module.globals.get(name) or ir.Function(fl.module, ir.FunctionType(vt, [vt, vt, vt]), name=name)
     undef = ir.Constant(vt, None)
-    mask = ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L)
-    accs = [[fl.alloca(vt) for _ in range(NV)] for _ in range(MR)]
+    bmask = ir.Constant(ir.VectorType(I32, L), [0] * L)
+    lanes = [L] * (nv - 1) + [last_lanes]
+    accs = [[fl.alloca(vt) for _ in range(nv)] for _ in range(mr)]
+    crows = [_lin(b, g["c0"], (_lin(b, i0, c64(r)), g["N"]), j) for r in range(mr)]
+    arows = [_lin(b, g["a0"], (_lin(b, i0, c64(r)), A.sr), (k0, A.sc)) for r in range(mr)]
+    cptr = [[_gep(b, C, _lin(b, crows[r], c64(v * L)), t) for v in range(nv)] for r in range(mr)]
+    with b.if_else(first) as (then, otherwise):
+        with then:
+            for r in range(mr):
+                for v in range(nv):
+                    b.store(ir.Constant(vt, [0.0] * L), accs[r][v])
+        with otherwise:
+            for r in range(mr):
+                for v in range(nv):
+                    b.store(_vload(fl, cptr[r][v], vt, lanes[v], isz), accs[r][v])
 
-    def add(*xs):
-        r = xs[0]
-        for x in xs[1:]:
-            r = b.add(r, x, flags=NUW)
-        return r
-
-    def panel(jp):
-        j_start = b.mul(jp, c64(NC), flags=NUW)
-
-        def pack_tile(jb):
-            j = add(j_start, b.mul(jb, c64(W), flags=NUW))
-            with b.if_then(b.icmp_signed("<", j, c64(Nt))):
-                def pack_row(kk):
-                    src = add(b0, b.mul(add(k_start, kk), c64(N), flags=NUW), j)
-                    dst = b.mul(add(b.mul(jb, c64(klen), flags=NUW), kk), c64(W), flags=NUW)
-                    for v in range(NV):
-                        val = b.load(A_addr(b, Bm, add(src, c64(v * L)), t), typ=vt, align=dt.itemsize)
-                        b.store(val, A_addr(b, packed, add(dst, c64(v * L)), t), align=dt.itemsize)
-                for_range(b, klen, pack_row)
-        for_range(b, -(-min(NC, Nt) // W), pack_tile)
-
-        def rows(ib):
-            i0 = b.mul(ib, c64(MR), flags=NUW)
-
-            def cols(jb):
-                j = add(j_start, b.mul(jb, c64(W), flags=NUW))
-                with b.if_then(b.icmp_signed("<", j, c64(Nt))):  # the last panel may be short
-                    crows = [add(c0, b.mul(add(i0, c64(r)), c64(N), flags=NUW), j) for r in range(MR)]
-                    arows = [add(a0, b.mul(add(i0, c64(r)), c64(K), flags=NUW), k_start) for r in range(MR)]
-                    for r in range(MR):  # C was zeroed; each block of K adds to it
-                        for v in range(NV):
-                            cp = A_addr(b, C, add(crows[r], c64(v * L)), t)
-                            b.store(b.load(cp, typ=vt, align=dt.itemsize), accs[r][v])
-
-                    pbase = b.mul(jb, c64(klen * W), flags=NUW)
-
-                    def kstep(kk):
-                        brow = add(pbase, b.mul(kk, c64(W), flags=NUW))
-                        bvs = [b.load(A_addr(b, packed, add(brow, c64(v * L)), t), typ=vt, align=dt.itemsize)
-                               for v in range(NV)]
-                        for r in range(MR):
-                            a = _ld(b, A, add(arows[r], kk), t)
-                            av = b.shuffle_vector(b.insert_element(undef, a, ir.Constant(ir.IntType(32), 0)),
-                                                  undef, mask)
-                            for v in range(NV):
-                                b.store(b.call(fma, [av, bvs[v], b.load(accs[r][v], typ=vt)]), accs[r][v])
-                    for_range(b, klen, kstep)
-                    for r in range(MR):
-                        for v in range(NV):
-                            b.store(b.load(accs[r][v], typ=vt),
-                                    A_addr(b, C, add(crows[r], c64(v * L)), t), align=dt.itemsize)
-            for_range(b, -(-min(NC, Nt) // W), cols)
-        for_range(b, Mt // MR, rows)
-    for_range(b, -(-Nt // NC), panel)
+    def kstep(kk):
+        brow = _lin(b, pbase, (kk, W))
+        bvs = [b.load(_gep(b, packed, _lin(b, brow, c64(v * L)), t), typ=vt, align=64)
+               for v in range(nv)]
+        for r in range(mr):
+            a = b.load(_gep(b, A.buf, _lin(b, arows[r], (kk, A.sc)), t), typ=t)
+            av = b.shuffle_vector(b.insert_element(undef, a, ir.Constant(I32, 0)), undef, bmask)
+            for v in range(nv):
+                b.store(b.call(fma, [av, bvs[v], b.load(accs[r][v], typ=vt)]), accs[r][v])
+    for_range(b, klen, kstep)
+    for r in range(mr):
+        for v in range(nv):
+            _vstore(fl, b.load(accs[r][v], typ=vt), cptr[r][v], lanes[v], isz)

@@ -21,6 +21,7 @@ if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -328,8 +329,14 @@ def w_mlp_infer_b128():
 # -- compile time
 
 def _compile_time(make_fn, args, jax_fn=None):
-    """Cold compile time: the on-disk object cache is bypassed for these rows."""
+    """Cold compile time: the on-disk object cache is bypassed for these rows, and so is
+    the in-memory one (loaded code shared per LLVM module, which a previous repetition's
+    not yet collected executable would otherwise serve)."""
+    from codegen import executable as _ex
+
     def tr_once():
+        gc.collect()
+        _ex._JIT_CACHE.clear()
         os.environ["TRACER_NO_DISK_CACHE"] = "1"
         try:
             tr.jit(make_fn()).lower(*args).compile()

@@ -44,19 +44,47 @@ def host_description() -> str:
     return f"{llvm.get_process_triple()} {_state['cpu']} {_state['features']} llvmlite {llvmlite.__version__}"
 
 
-PIPELINE = "O3+loop+slp/1"  # part of the disk cache key: change it when optimize() changes
+PIPELINE = "O3+loop+slp/2"  # part of the disk cache key: change it when optimize() changes
+_opt_lock = threading.Lock()  # LLVM options are process-wide: one pipeline run at a time
+
+
+def _vector_widths() -> dict:
+    """Vector widths (lanes) the loop vectoriser may pick on this host, per type."""
+    target_machine()
+    f = _state["features"]
+    if "+avx512f" in f:
+        return {"float": (16, 8), "double": (8, 4)}
+    if "+avx" in f:
+        return {"float": (8, 4), "double": (4, 2)}
+    return {"float": (4,), "double": (2,)}
 
 
 def optimize(ir_text: str) -> str:
-    """Parse, verify and run the -O3 pipeline (loop and SLP vectorisation on)."""
+    """Parse, verify and run the -O3 pipeline (loop and SLP vectorisation on).
+
+    A large module (many transcendental call sites) calls vector variants of its
+    math functions instead of inlining them, and its loops get no vectorised epilogue
+    (a third copy of every loop body): both bound the time LLVM takes, which
+    otherwise grows faster than the module (see ``codegen.vecmath``)."""
+    from . import vecmath
     tm = target_machine()
+    big = vecmath.call_sites(ir_text) >= vecmath.MIN_CALLS
+    if big:
+        ir_text = vecmath.rewrite(ir_text, _vector_widths())
     mod = llvm.parse_assembly(ir_text)
     mod.verify()
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
     pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
+    with _opt_lock:
+        if big:
+            llvm.set_option("", "-enable-epilogue-vectorization=false")
+        try:
+            pb.getModulePassManager().run(mod, pb)
+        finally:
+            if big:
+                llvm.set_option("", "-enable-epilogue-vectorization=true")
     return str(mod)
 
 
@@ -99,7 +127,9 @@ def cache_dir() -> str | None:
 def cache_key(ir_text: str) -> str:
     """Object files are keyed by the emitted LLVM IR and the host they were built for
     (constants are pointer arguments, so their values are not part of the IR)."""
-    return hashlib.sha256((host_description() + f" pipeline {PIPELINE}\n" + ir_text).encode()).hexdigest()
+    from .vecmath import MIN_CALLS
+    return hashlib.sha256((host_description() + f" pipeline {PIPELINE} vecmath {MIN_CALLS}\n"
+                           + ir_text).encode()).hexdigest()
 
 
 def load_cached(key: str) -> bytes | None:

@@ -150,6 +150,7 @@ class FunctionLowering:
         self.memo: dict = {}
         self._needs_dims: dict = {}
         self.depth = 0
+        self.epilogue = None  # see _epilogues
         # TRACER_PROFILE: cycles per top-level kernel group, accumulated into ``counters``
         self.profile_labels: list | None = None
         self.counters = None
@@ -290,9 +291,10 @@ class FunctionLowering:
                                           f"{eqn.prim.name!r}")
             if low.kind == "elemental" and eqn.outvars[0] not in materialise:
                 self.producer[eqn.outvars[0]] = eqn
+        reads = [self._buffers_read(eqn, materialise) for eqn in kernels]
+        kernels, reads, epilogues = self._epilogues(graph, kernels, reads)
         # last kernel position reading each buffer, for arena reuse
         last_use: dict = {}
-        reads = [self._buffers_read(eqn, materialise) for eqn in kernels]
         for pos, rd in enumerate(reads):
             for v in rd:
                 last_use[v] = pos
@@ -305,9 +307,10 @@ class FunctionLowering:
             group = kernels[first:last + 1]
             t0 = self._tick() if self.depth == 1 else None
             outs = []
+            epi = epilogues.get(first)
             for eqn in group:
                 outs.append([])
-                for v in eqn.outvars:
+                for v in (eqn.outvars if epi is None else epi.outvars):
                     if v in out_first:
                         bf = out_first[v]
                     else:
@@ -323,10 +326,12 @@ class FunctionLowering:
                     del self.producer[eqn.outvars[0]]
             else:
                 self.memo = {}
+                self.epilogue = epi
                 low.fn(self, group[0], outs[0])
+                self.epilogue = None
                 self.memo = {}
             for eqn, bfs in zip(group, outs):
-                for v, bf in zip(eqn.outvars, bfs):
+                for v, bf in zip(eqn.outvars if epi is None else epi.outvars, bfs):
                     self.bufs[v] = bf
             if t0 is not None:
                 self._tock(t0, group)
@@ -342,6 +347,107 @@ class FunctionLowering:
             self.write_all(v, bf)
         for off, nb in owned.values():
             self.arena.free(off, nb)
+
+    def _epilogues(self, graph, kernels, reads):
+        """Output fusion: a ``dot_general`` whose result ``v`` is read only by one
+        materialised elementwise value ``o`` of the same shape and dtype (e.g. the SGD
+        update ``w - lr * (x.T @ g)``, or a ReLU of ``x @ w + b``) computes ``o`` itself,
+        applying ``o``'s elementwise code to each tile of ``v`` while it is in cache
+        (``epilogue_fn``), so ``v`` gets no buffer and ``o`` no pass of its own. Needs
+        everything else ``o`` reads to be written before the matmul. Returns the kernels
+        and their reads without the fused ``o``s, and {position of the dot: o's eqn}."""
+        outs = {v for v in graph.outvars if isinstance(v, Var)}
+        written = {v: p for p, e in enumerate(kernels) for v in e.outvars}
+        readers: dict = {}
+        for p, rd in enumerate(reads):
+            for v in rd:
+                readers.setdefault(v, []).append(p)
+        fused: dict = {}  # dot position -> o position
+        for p, eqn in enumerate(kernels):
+            v = eqn.outvars[0]
+            if eqn.prim.name != "dot_general" or v in outs or not v.aval.shape:
+                continue
+            rd = readers.get(v, [])
+            if len(rd) != 1 or rd[0] in fused.values():
+                continue
+            q = rd[0]
+            o_eqn = kernels[q]
+            o = o_eqn.outvars[0]
+            if (LOWERINGS[o_eqn.prim.name].kind != "elemental" or o.aval.shape != v.aval.shape
+                    or o.aval.dtype != v.aval.dtype
+                    or any(written.get(r, -1) >= p for r in reads[q] if r is not v)
+                    or not self._pointwise_of(o_eqn, v)):
+                continue
+            fused[p] = q
+        if not fused:
+            return kernels, reads, {}
+        gone = set(fused.values())
+        new_k, new_r, epi = [], [], {}
+        for p, (eqn, rd) in enumerate(zip(kernels, reads)):
+            if p in gone:
+                continue
+            if p in fused:
+                epi[len(new_k)] = kernels[fused[p]]
+                rd = rd | (reads[fused[p]] - {eqn.outvars[0]})
+            new_k.append(eqn)
+            new_r.append(rd)
+        return new_k, new_r, epi
+
+    def _pointwise_of(self, o_eqn, v) -> bool:
+        """Whether every path from ``o_eqn`` back to ``v`` runs through elementwise
+        equations of ``v``'s shape (so ``o`` at an index reads ``v`` at that index only)."""
+        memo: dict = {}
+
+        def walk(a):  # None: reads v other than pointwise; else whether it depends on v
+            if a is v:
+                return True
+            if not isinstance(a, Var) or a not in self.producer:
+                return False
+            if a not in memo:
+                memo[a] = check(self.producer[a], a)
+            return memo[a]
+
+        def check(eqn, out):
+            deps = [walk(x) for x in eqn.invars]
+            if any(d is None for d in deps):
+                return None
+            if not any(deps):
+                return False
+            ok = eqn.prim.name in ELEMENTWISE and out.aval.shape == v.aval.shape
+            return True if ok else None
+        return bool(check(o_eqn, o_eqn.outvars[0]))
+
+    def epilogue_fn(self, v, out: Buffer):
+        """For the kernel computing ``v`` when ``fl.epilogue`` is set (an elementwise eqn
+        ``o`` of ``v``, see ``_epilogues``): ``apply(linear, dims=None)`` replaces ``v`` at
+        that element of ``out`` by ``o``. None when there is no epilogue."""
+        o_eqn, self.epilogue = self.epilogue, None
+        if o_eqn is None:
+            return None
+        o = o_eqn.outvars[0]
+        shape = o.aval.shape
+
+        def apply(lin, dims=None):
+            b = self.b
+            idx = Idx(shape, dims=dims, linear=lin)
+            self.memo[(v, id(idx))] = (idx, out.load(b, idx))
+            self.producer[o] = o_eqn
+            val = self.read(o, idx)
+            del self.producer[o]
+            out.store(b, lin, val)
+        # buffers o reads at the same index (the matmul prefetches them per tile)
+        apply.prefetch, seen, stack = [], set(), list(o_eqn.invars)
+        while stack:  # (in a fixed order: the LLVM IR is a cache key)
+            a = stack.pop()
+            if not isinstance(a, Var) or a in seen or a is v:
+                continue
+            seen.add(a)
+            if a in self.bufs:
+                if a.aval.shape == shape:
+                    apply.prefetch.append(self.bufs[a])
+            elif a in self.producer:
+                stack.extend(self.producer[a].invars)
+        return apply
 
     def _tick(self):
         if self.profile_labels is None:
@@ -937,7 +1043,8 @@ def _dot_general(fl, eqn, outs):
     b_view, b_blk = _view(fl, y, (list(rb), list(rc), yf))
     fl.memo = {}
     from .matmul import emit_matmul
-    emit_matmul(fl, a_view, b_view, out, B, M, K, N)
+    epi = fl.epilogue_fn(eqn.outvars[0], out)
+    emit_matmul(fl, a_view, b_view, out, B, M, K, N, epi, out.aval.ndim == 2)
     for blk in (a_blk, b_blk):
         if blk is not None:
             fl.arena.free(*blk)

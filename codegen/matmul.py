@@ -65,7 +65,11 @@ def _gep(b, buf, lin, t):
     return b.gep(buf.ptr, [lin], inbounds=True, source_etype=t)
 
 
-def emit_matmul(fl, A: View, Bm: View, C, nb: int, M: int, K: int, N: int) -> None:
+def emit_matmul(fl, A: View, Bm: View, C, nb: int, M: int, K: int, N: int,
+                epilogue=None, dims2: bool = False) -> None:
+    """C = A @ B; then, when given, ``epilogue(linear, dims)`` rewrites each element of C
+    in place (while a tile is in cache; ``dims`` is [row, col] when ``dims2``: C is a
+    2-D output)."""
     b = fl.b
     dt = C.aval.dtype
     t = S.llvm_type(dt)
@@ -73,15 +77,21 @@ def emit_matmul(fl, A: View, Bm: View, C, nb: int, M: int, K: int, N: int) -> No
     tiled = dt.kind == "f" and M >= MR and K > 0
     if not tiled:
         for_range(b, nb * M * N, lambda i: C.store(b, i, zero))
-    if K == 0 or M * N == 0:
+    if M * N == 0:
+        return
+    if K == 0:
+        if epilogue is not None:
+            for_range(b, nb * M * N, lambda i: epilogue(i))
         return
 
     def per_batch(bi):
         a0, b0, c0 = _lin(b, (bi, A.sb)), _lin(b, (bi, Bm.sb)), _lin(b, (bi, M * N))
         if tiled:
-            _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt)
+            _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2 and nb == 1)
         else:
             _simple(fl, A, Bm, C, a0, b0, c0, M, K, N, t, dt.kind == "f")
+            if epilogue is not None:
+                for_range(b, M * N, lambda i: epilogue(_lin(b, c0, i)))
     if nb == 1:
         per_batch(c64(0))
     else:
@@ -150,7 +160,7 @@ def _vstore(fl, val, ptr, lanes, align):
         b.call(fn, [val, ptr, ir.Constant(I32, align), mask])
 
 
-def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt):
+def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2):
     """C = A @ B for one batch, K in blocks of KC (full blocks in a loop, then the
     remainder), columns in panels of whole tiles, then the last narrow tile."""
     from tracer.ir import ShapedArray
@@ -162,9 +172,10 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt):
     full, rest = divmod(K, KC)
     slots = max(1, min(TP, ntf))
     packed, off, nbytes = fl.scratch(ShapedArray((min(K, KC) * slots * W,), dt))
-    g = dict(fl=fl, A=A, Bm=Bm, C=C, a0=a0, b0=b0, c0=c0, M=M, N=N, dt=dt, packed=packed)
+    g = dict(fl=fl, A=A, Bm=Bm, C=C, a0=a0, b0=b0, c0=c0, M=M, N=N, dt=dt, packed=packed,
+             epilogue=epilogue, dims2=dims2)
 
-    def kblock(k0, klen, first):
+    def kblock(k0, klen, first, last):
         if ntf:
             def panel(jp):
                 def each_tile(body):
@@ -180,7 +191,7 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt):
 
                 def rows(i0, mr):
                     each_tile(lambda jt, j: _micro(g, i0, mr, j, NV, L, _lin(b, (jt, klen * W)),
-                                                   k0, klen, first))
+                                                   k0, klen, first, last))
                 _row_tiles(b, M, rows)
             for_range(b, -(-ntf // TP), panel)
         if tw:
@@ -188,12 +199,14 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt):
             _pack(g, k0, klen, j, tw, c64(0))
             nv = -(-tw // L)
             _row_tiles(b, M, lambda i0, mr: _micro(g, i0, mr, j, nv, tw - (nv - 1) * L, c64(0),
-                                                   k0, klen, first))
+                                                   k0, klen, first, last))
 
     if full:
-        for_range(b, full, lambda kb: kblock(_lin(b, (kb, KC)), KC, b.icmp_signed("==", kb, c64(0))))
+        for_range(b, full, lambda kb: kblock(
+            _lin(b, (kb, KC)), KC, b.icmp_signed("==", kb, c64(0)),
+            ir.Constant(I1, 0) if rest else b.icmp_signed("==", kb, c64(full - 1))))
     if rest:
-        kblock(c64(full * KC), rest, ir.Constant(I1, 1 if full == 0 else 0))
+        kblock(c64(full * KC), rest, ir.Constant(I1, 1 if full == 0 else 0), ir.Constant(I1, 1))
     fl.arena.free(off, nbytes)
 
 
@@ -252,6 +265,18 @@ def _pack(g, k0, klen, j, width, dst):
     for_range(b, klen, scalar_row, start=k_done)
 
 
+def _prefetch(fl, buf, lin, nbytes, write):
+    """Prefetch the cache lines of ``nbytes`` from element ``lin`` of ``buf``."""
+    b = fl.b
+    name = "llvm.prefetch.p0"
+    fn = fl.module.globals.get(name) or ir.Function(
+        fl.module, ir.FunctionType(ir.VoidType(), [ir.PointerType(), I32, I32, I32]), name=name)
+    base = b.gep(buf.ptr, [lin], inbounds=True, source_etype=S.mem_type(buf.aval.dtype))
+    for off in list(range(0, nbytes, 64)) + ([nbytes - 1] if nbytes % 64 else []):
+        p = b.gep(base, [c64(off)], source_etype=ir.IntType(8))
+        b.call(fn, [p, ir.Constant(I32, write), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+
+
 def _transpose(b, rows, L):
     """Transpose an L x L block held as L vectors: log2(L) stages, stage s swapping bit s
     of the row and column indices (two two-source shuffles per pair of vectors)."""
@@ -271,9 +296,10 @@ def _transpose(b, rows, L):
     return v
 
 
-def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first):
+def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first, last):
     """C[i0:i0+mr, j:j+nv*L] (the last vector ``last_lanes`` wide) = (first ? 0 : C) +
-    A[i0:i0+mr, k0:k0+klen] @ packed tile at ``pbase``."""
+    A[i0:i0+mr, k0:k0+klen] @ packed tile at ``pbase``; then, if ``last`` (the last
+    block of k), the epilogue on that tile."""
     fl, A, C, dt, packed = g["fl"], g["A"], g["C"], g["dt"], g["packed"]
     b = fl.b
     t = S.llvm_type(dt)
@@ -290,8 +316,18 @@ def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first):
     crows = [_lin(b, g["c0"], (_lin(b, i0, c64(r)), g["N"]), j) for r in range(mr)]
     arows = [_lin(b, g["a0"], (_lin(b, i0, c64(r)), A.sr), (k0, A.sc)) for r in range(mr)]
     cptr = [[_gep(b, C, _lin(b, crows[r], c64(v * L)), t) for v in range(nv)] for r in range(mr)]
+    epi = g["epilogue"]
+    width = (nv - 1) * L + last_lanes
+    if epi is not None and not (isinstance(last, ir.Constant) and not last.constant):
+        # the epilogue's same-shape operands, fetched while the k loop runs (else each
+        # tile's epilogue stalls on cache misses)
+        for buf in getattr(epi, "prefetch", ()):
+            for r in range(mr):
+                _prefetch(fl, buf, crows[r], width * isz, 0)
     with b.if_else(first) as (then, otherwise):
         with then:
+            for r in range(mr):  # C is about to be written: fetch its lines for writing
+                _prefetch(fl, C, crows[r], width * isz, 1)
             for r in range(mr):
                 for v in range(nv):
                     b.store(ir.Constant(vt, [0.0] * L), accs[r][v])
@@ -313,3 +349,16 @@ def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first):
     for r in range(mr):
         for v in range(nv):
             _vstore(fl, b.load(accs[r][v], typ=vt), cptr[r][v], lanes[v], isz)
+    if epi is None or (isinstance(last, ir.Constant) and not last.constant):
+        return
+
+    def tile_epilogue():  # one loop per row, each over contiguous columns (vectorised)
+        for r in range(mr):
+            i = _lin(b, i0, c64(r))
+            for_range(b, width, lambda w: epi(_lin(b, crows[r], w),
+                                              [i, _lin(b, j, w)] if g["dims2"] else None))
+    if isinstance(last, ir.Constant):
+        tile_epilogue()
+    else:
+        with b.if_then(last):
+            tile_epilogue()

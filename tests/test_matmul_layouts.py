@@ -88,3 +88,55 @@ def test_mlp_step_against_interpreter():
     def loss(w, x):
         return (tr.nn.relu(x @ w) ** 2).sum()
     check(tr.grad(loss, argnums=(0, 1)), w, x, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- output fusion (epilogues)
+
+def scratch_bytes(fn, *args):
+    return tr.jit(fn).lower(*args).compile().executable.scratch_bytes
+
+
+@pytest.mark.parametrize("m,k,n", [(40, 600, 290), (13, 33, 10), (5, 7, 9), (64, 256, 64)])
+def test_sgd_update_epilogue(m, k, n):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((k, m)).astype(np.float32)
+    g = rng.standard_normal((k, n)).astype(np.float32)
+    w = rng.standard_normal((m, n)).astype(np.float32)
+    f = lambda w, x, g: w - 0.01 * lax.dot_general(x, g, TN)  # noqa: E731
+    check(f, w, x, g, rtol=1e-4)
+    # the product never gets a buffer of its own (the update is applied per tile): as
+    # much scratch as the bare product, whose result goes straight to the output
+    assert scratch_bytes(f, w, x, g) == scratch_bytes(lambda w, x, g: lax.dot_general(x, g, TN), w, x, g)
+
+
+def test_relu_bias_epilogue_and_batched():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((37, 50)).astype(np.float32)
+    w = rng.standard_normal((50, 70)).astype(np.float32)
+    b = rng.standard_normal(70).astype(np.float32)
+    check(lambda x, w, b: tr.nn.relu(x @ w + b), x, w, b, rtol=1e-4)
+    xb = rng.standard_normal((3, 9, 20)).astype(np.float64)
+    wb = rng.standard_normal((3, 20, 33)).astype(np.float64)
+    bb = rng.standard_normal(33)
+    check(lambda x, w, b: tr.numpy.tanh(lax.dot_general(x, w, (((2,), (1,)), ((0,), (0,)))) + b),
+          xb, wb, bb, rtol=1e-12)
+
+
+def test_epilogue_integer_and_empty_contraction():
+    x = np.arange(12, dtype=np.int32).reshape(3, 4)
+    check(lambda x: x @ x.T * 2 - 1, x, rtol=0)
+    z = np.zeros((9, 0), np.float32)
+    check(lambda a, b: a @ b + 1.0, z, np.zeros((0, 40), np.float32), rtol=0)
+
+
+def test_no_fusion_when_product_read_elsewhere_or_operand_later():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((24, 30)).astype(np.float32)
+    w = rng.standard_normal((30, 40)).astype(np.float32)
+    # the product is also reduced: it keeps its buffer
+    check(lambda x, w: (x @ w - 1.0, (x @ w).sum(axis=0)), x, w, rtol=1e-4)
+    # the epilogue's other operand is a reduction computed after the product
+    check(lambda x, w: [(h := x @ w) * tr.numpy.sum(x * x), h.T * 0 + 1][0], x, w, rtol=1e-4)
+    # the same fused value returned twice, and the product as an output too
+    check(lambda x, w: (x @ w * 2.0, x @ w * 2.0), x, w, rtol=1e-4)
+    check(lambda x, w: (x @ w, x @ w * 2.0), x, w, rtol=1e-4)

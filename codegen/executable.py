@@ -100,8 +100,10 @@ class Executable:
             self._const_ptrs = [c.ctypes.data for c in self.consts]
         self._asm = None
         self.call = self._make_caller()
+        # one output: a caller returning the array itself (jit's fast path)
+        self.call_one = self._make_caller(single=True) if len(self.out_avals) == 1 else None
 
-    def _make_caller(self):
+    def _make_caller(self, single: bool = False):
         """A function of exactly the graph's inputs, generated for this arity, that
         checks layouts, allocates the outputs and calls the machine code: the fewest
         Python operations per call (see docs/performance.md for the figure)."""
@@ -121,7 +123,7 @@ class Executable:
         args = [f"fb(a{i})" for i in range(nin)] + [f"c{k}" for k in range(len(self._const_ptrs))] + \
             [f"fb(o{j})" for j in range(nout)]
         lines.append(f"    if fn({', '.join(args)}): oom()")
-        lines.append(f"    return [{', '.join(f'o{j}' for j in range(nout))}]")
+        lines.append("    return o0" if single else f"    return [{', '.join(f'o{j}' for j in range(nout))}]")
         exec("\n".join(lines), env)
         return env["call"]
 

@@ -31,9 +31,9 @@ from .api import fun_name, trace
 from .core import Tracer, concrete_aval
 from .ir import Graph, ShapedArray
 from .passes import optimize
-from .pytree import tree_flatten, tree_unflatten
+from .pytree import tree_flatten, tree_flatten_key, tree_unflatten
 
-_SUPPORTED_NUMS = {d.num for d in dtypes.SUPPORTED}
+_SUPPORTED_NATIVE = {d.newbyteorder("=") for d in dtypes.SUPPORTED}  # '>f4' is not in it
 
 
 class _Inline(Exception):
@@ -69,6 +69,13 @@ class Compiled:
         single = tree_flatten(0)[1]
         self.unflatten = (lambda outs: outs[0]) if tree == single else \
             (lambda outs: tree_unflatten(tree, outs))
+        # all-ndarray calls of matching dtypes (Jitted's fast path): arrays in, tree out
+        ex = self.executable
+        if lowered.backend == "cpu" and tree == single and getattr(ex, "call_one", None):
+            self.fast_call = ex.call_one
+        else:
+            call, unflatten = getattr(ex, "call", ex), self.unflatten
+            self.fast_call = lambda *args: unflatten(call(*args))
 
     def call_flat(self, leaves: Sequence[Any]) -> list[np.ndarray]:
         if self.lowered.backend == "cuda":  # device arrays pass through, results stay on the GPU
@@ -143,6 +150,19 @@ class Lowered:
             or ex.assembly
 
 
+_ndarray = np.ndarray
+
+
+def _fast_key(args):
+    """(shape, dtype) per argument, or None if one is not an ndarray."""
+    key = []
+    for a in args:
+        if type(a) is not _ndarray:
+            return None
+        key.append((a.shape, a.dtype))
+    return tuple(key)
+
+
 def _aval(x) -> ShapedArray:
     """The abstract value of a concrete argument (a cuda DeviceArray is not copied back)."""
     aval = getattr(x, "device_aval", None)
@@ -197,12 +217,12 @@ class Jitted:
 
     def _key(self, args):
         static = self._norm_static(len(args))
-        dyn = [a for i, a in enumerate(args) if i not in static]
-        leaves, tree = tree_flatten(dyn)
+        dyn = [a for i, a in enumerate(args) if i not in static] if static else args
+        leaves, tree = tree_flatten_key(dyn)  # a flat tuple: cheap to hash and compare
         avals = []
         for i, x in enumerate(leaves):
-            if type(x) is np.ndarray and x.dtype.num in _SUPPORTED_NUMS and x.dtype.isnative:
-                avals.append((x.shape, x.dtype.num))  # cheap key for the common case
+            if type(x) is _ndarray and x.dtype in _SUPPORTED_NATIVE:
+                avals.append((x.shape, x.dtype))  # cheap key for the common case
             elif isinstance(x, ShapedArray):
                 avals.append(x)
             elif isinstance(x, Tracer):
@@ -226,18 +246,18 @@ class Jitted:
         return Lowered(self.fun, args, static, self.backend)
 
     def __call__(self, *args):
-        # fast path: every argument a numpy array of a supported dtype, no static args
+        # fast path: every argument a numpy array of a supported dtype, no static args,
+        # keyed by (shape, dtype) (a non-native byte order is another dtype: no hit)
         # (config._values: the attribute hook on config costs a microsecond per call)
-        if self._fast and not core._STACK and not _debug.config._values.get("debug_nans"):
-            key = []
-            for a in args:
-                if type(a) is not np.ndarray or not a.dtype.isnative:
-                    break
-                key.append((a.shape, a.dtype.num))
+        fast = self._fast
+        if fast and not core._STACK and not _debug.config._values.get("debug_nans"):
+            if len(args) == 1:
+                a = args[0]
+                hit = fast.get((a.shape, a.dtype)) if type(a) is _ndarray else None
             else:
-                fast = self._fast.get(tuple(key))
-                if fast is not None:
-                    return fast.unflatten(fast.executable.call(*args))
+                hit = fast.get(_fast_key(args))
+            if hit is not None:
+                return hit(*args)
         if core._STACK:
             return self.fun(*args)  # inside another trace: inline
         try:
@@ -252,8 +272,10 @@ class Jitted:
             self.compile_count += 1
             self._cache[key] = entry
             if self.backend == "cpu" and not static and all(
-                    type(a) is np.ndarray and a.dtype in dtypes.SUPPORTED for a in args):
-                self._fast[tuple((a.shape, a.dtype.num) for a in args)] = entry
+                    type(a) is np.ndarray and a.dtype in dtypes.SUPPORTED and a.dtype.isnative
+                    for a in args):
+                k = (args[0].shape, args[0].dtype) if len(args) == 1 else _fast_key(args)
+                self._fast[k] = entry.fast_call
         outs = entry.call_flat(leaves)
         if _debug.config.debug_nans:  # re-run in the interpreter to name a NaN's equation
             _debug.check_outputs(entry.lowered.graph, leaves, outs)

@@ -41,7 +41,9 @@ def target_machine():
 def host_description() -> str:
     """What the machine code is specialised for (part of any on-disk cache key)."""
     target_machine()
-    return f"{llvm.get_process_triple()} {_state['cpu']} {_state['features']} llvmlite {llvmlite.__version__}"
+    llvm_version = ".".join(map(str, llvm.llvm_version_info))
+    return (f"{llvm.get_process_triple()} {_state['cpu']} {_state['features']} "
+            f"llvmlite {llvmlite.__version__} LLVM {llvm_version}")
 
 
 PIPELINE = "O3+loop+slp/2"  # part of the disk cache key: change it when optimize() changes

@@ -169,9 +169,10 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2):
     W = L * NV
     TP = NC // W                     # tiles per panel
     ntf, tw = divmod(N, W)           # full tiles, width of the last one
-    full, rest = divmod(K, KC)
+    kc = -(-K // -(-K // KC))        # blocks of k as even as possible (784: 4 x 196)
+    full, rest = divmod(K, kc)
     slots = max(1, min(TP, ntf))
-    packed, off, nbytes = fl.scratch(ShapedArray((min(K, KC) * slots * W,), dt))
+    packed, off, nbytes = fl.scratch(ShapedArray((min(K, kc) * slots * W,), dt))
     g = dict(fl=fl, A=A, Bm=Bm, C=C, a0=a0, b0=b0, c0=c0, M=M, N=N, dt=dt, packed=packed,
              epilogue=epilogue, dims2=dims2)
 
@@ -189,9 +190,18 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2):
                     for_range(b, slots, tile)
                 each_tile(lambda jt, j: _pack(g, k0, klen, j, W, _lin(b, (jt, klen * W))))
 
+                j_panel = _lin(b, (jp, NC // W * W))
+                if ntf % TP and ntf > TP:  # the last panel is short
+                    tiles = b.sub(c64(ntf), _lin(b, (jp, TP)))
+                    tiles = b.select(b.icmp_signed("<", tiles, c64(TP)), tiles, c64(TP))
+                    width = _lin(b, (tiles, W))
+                else:
+                    width = slots * W
+
                 def rows(i0, mr):
                     each_tile(lambda jt, j: _micro(g, i0, mr, j, NV, L, _lin(b, (jt, klen * W)),
-                                                   k0, klen, first, last))
+                                                   k0, klen, first, last, False))
+                    _epilogue_rows(g, i0, mr, j_panel, width, last)
                 _row_tiles(b, M, rows)
             for_range(b, -(-ntf // TP), panel)
         if tw:
@@ -199,14 +209,14 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2):
             _pack(g, k0, klen, j, tw, c64(0))
             nv = -(-tw // L)
             _row_tiles(b, M, lambda i0, mr: _micro(g, i0, mr, j, nv, tw - (nv - 1) * L, c64(0),
-                                                   k0, klen, first, last))
+                                                   k0, klen, first, last, True))
 
     if full:
         for_range(b, full, lambda kb: kblock(
-            _lin(b, (kb, KC)), KC, b.icmp_signed("==", kb, c64(0)),
+            _lin(b, (kb, kc)), kc, b.icmp_signed("==", kb, c64(0)),
             ir.Constant(I1, 0) if rest else b.icmp_signed("==", kb, c64(full - 1))))
     if rest:
-        kblock(c64(full * KC), rest, ir.Constant(I1, 1 if full == 0 else 0), ir.Constant(I1, 1))
+        kblock(c64(full * kc), rest, ir.Constant(I1, 1 if full == 0 else 0), ir.Constant(I1, 1))
     fl.arena.free(off, nbytes)
 
 
@@ -265,6 +275,46 @@ def _pack(g, k0, klen, j, width, dst):
     for_range(b, klen, scalar_row, start=k_done)
 
 
+def _epilogue_rows(g, i0, mr, j, width, last):
+    """The epilogue on C[i0:i0+mr, j:j+width] (``width`` an int or an i64 value), when
+    ``last``. A loop over rows around a loop over columns long enough that LLVM
+    vectorises it rather than unrolling it and vectorising the rows with gathers."""
+    epi, b = g["epilogue"], g["fl"].b
+    if epi is None or (isinstance(last, ir.Constant) and not last.constant):
+        return
+
+    def row(r):
+        i = _lin(b, i0, r)
+        crow = _lin(b, g["c0"], (i, g["N"]), j)
+        col = lambda w: epi(_lin(b, crow, w), [i, _lin(b, j, w)] if g["dims2"] else None)  # noqa: E731
+        if isinstance(width, int):
+            for_range(b, width, col)
+        else:
+            _for_value(b, width, col)
+
+    if isinstance(last, ir.Constant):
+        for_range(b, mr, row)
+    else:
+        with b.if_then(last):
+            for_range(b, mr, row)
+
+
+def _for_value(b, n, body):
+    """``for i in range(n): body(i)`` for an i64 value ``n`` >= 1."""
+    pre = b.block
+    loop = b.append_basic_block("loop")
+    after = b.append_basic_block("endloop")
+    b.branch(loop)
+    b.position_at_end(loop)
+    i = b.phi(ir.IntType(64), name="i")
+    i.add_incoming(c64(0), pre)
+    body(i)
+    nxt = b.add(i, c64(1), flags=NUW)
+    i.add_incoming(nxt, b.block)
+    b.cbranch(b.icmp_signed(">=", nxt, n), after, loop)
+    b.position_at_end(after)
+
+
 def _prefetch(fl, buf, lin, nbytes, write):
     """Prefetch the cache lines of ``nbytes`` from element ``lin`` of ``buf``."""
     b = fl.b
@@ -296,10 +346,11 @@ def _transpose(b, rows, L):
     return v
 
 
-def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first, last):
+def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first, last, epilogue_here):
     """C[i0:i0+mr, j:j+nv*L] (the last vector ``last_lanes`` wide) = (first ? 0 : C) +
     A[i0:i0+mr, k0:k0+klen] @ packed tile at ``pbase``; then, if ``last`` (the last
-    block of k), the epilogue on that tile."""
+    block of k) and ``epilogue_here``, the epilogue on that tile (else the caller runs
+    it on a row of tiles)."""
     fl, A, C, dt, packed = g["fl"], g["A"], g["C"], g["dt"], g["packed"]
     b = fl.b
     t = S.llvm_type(dt)
@@ -349,7 +400,7 @@ def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first, last):
     for r in range(mr):
         for v in range(nv):
             _vstore(fl, b.load(accs[r][v], typ=vt), cptr[r][v], lanes[v], isz)
-    if epi is None or (isinstance(last, ir.Constant) and not last.constant):
+    if epi is None or (isinstance(last, ir.Constant) and not last.constant) or not epilogue_here:
         return
 
     def tile_epilogue():  # one loop per row, each over contiguous columns (vectorised)

@@ -96,7 +96,7 @@ def scratch_bytes(fn, *args):
     return tr.jit(fn).lower(*args).compile().executable.scratch_bytes
 
 
-@pytest.mark.parametrize("m,k,n", [(40, 600, 290), (13, 33, 10), (5, 7, 9), (64, 256, 64)])
+@pytest.mark.parametrize("m,k,n", [(40, 600, 290), (21, 601, 300), (13, 33, 10), (5, 7, 9), (64, 256, 64)])
 def test_sgd_update_epilogue(m, k, n):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((k, m)).astype(np.float32)

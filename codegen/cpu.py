@@ -279,7 +279,7 @@ class FunctionLowering:
         self._needs_dims = {}
         for v, bf in zip(graph.invars, in_bufs):
             self.bufs[v] = bf
-        materialise, kernels = _plan(graph)
+        materialise, kernels, group_info = _plan(graph)
         out_first = {}
         for v, bf in zip(graph.outvars, out_bufs):
             if isinstance(v, Var) and v not in self.bufs and v not in out_first:
@@ -303,7 +303,7 @@ class FunctionLowering:
                 last_use[v] = len(kernels)
         owned: dict = {}
         self.depth += 1
-        for first, last in _groups(kernels, reads):
+        for first, last in _groups(kernels, reads, *group_info):
             group = kernels[first:last + 1]
             t0 = self._tick() if self.depth == 1 else None
             outs = []
@@ -485,34 +485,93 @@ class FunctionLowering:
         return out
 
 
-def _groups(kernels, reads):
+def _groups(kernels, reads, calls=None, remapped=None):
     """Runs of consecutive kernels emitted as one loop (multi-output fusion): elemental
-    values of one shape, none reading a buffer written earlier in its run (it could be
-    read at another index before it is written). Yields (first, last) positions."""
+    values of one shape, none reading a buffer written earlier in its run at another
+    index (``remapped``: per kernel, the buffers it reads through an index remapping;
+    ``reads`` when not given: any read), with at most ``MAX_LOOP_CALLS`` transcendental
+    functions (``calls``: per kernel). Yields (first, last) positions."""
     start = 0
     written: set = set()
+    total = 0
+    conflicts = reads if remapped is None else remapped
     for pos, eqn in enumerate(kernels):
+        c = calls[pos] if calls is not None else 0
         if pos > start:
             prev = kernels[start]
             if not (LOWERINGS[eqn.prim.name].kind == "elemental" == LOWERINGS[prev.prim.name].kind
                     and eqn.outvars[0].aval.shape == prev.outvars[0].aval.shape
-                    and not (reads[pos] & written)):
+                    and not (conflicts[pos] & written) and total + c <= MAX_LOOP_CALLS):
                 yield start, pos - 1
-                start, written = pos, set()
+                start, written, total = pos, set(), 0
         written.update(eqn.outvars)
+        total += c
     if kernels:
         yield start, len(kernels) - 1
 
 
 MAX_FUSION_DEPTH = 64
+# At most this many transcendental functions in one fused loop (a loop of several
+# kernels is cut there): LLVM's loop vectoriser and register allocator take time
+# superlinear in the size of a loop body.
+MAX_LOOP_CALLS = 32
+_TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "atan",
+                   "logistic", "erf", "pow", "atan2"}
+
 
 _REMAP = {"reshape", "transpose", "rev", "slice", "broadcast_in_dim", "convert_element_type",
           "stop_gradient"}
 
 
 def _plan(graph: Graph):
-    """Which elemental values get a buffer, and the ordered list of kernels (equations
-    whose outputs are written to buffers)."""
+    """Which elemental values get a buffer, the ordered list of kernels (equations whose
+    outputs are written to buffers) and, for ``_groups``, per kernel the number of
+    transcendental functions it computes and the buffers it reads at remapped indices.
+
+    A transcendental value fused into kernels of several loops would be computed again
+    in each (with everything it depends on): such values get a buffer, and the plan is
+    made again (a few rounds at most)."""
+    producer = {v: e for e in graph.eqns for v in e.outvars}
+    force: set = set()
+    for _ in range(4):
+        materialise, kernels = _plan_once(graph, force)
+        fused = {v for v, e in producer.items() if v not in materialise
+                 and LOWERINGS[e.prim.name].kind == "elemental"}
+        cones, calls, remapped = [], [], []
+        for eqn in kernels:
+            cone, rem, seen = set(), set(), set()
+            stack = [(a, eqn.prim.name not in ELEMENTWISE) for a in eqn.invars if isinstance(a, Var)]
+            while stack:
+                v, remap = stack.pop()
+                if (v, remap) in seen:
+                    continue
+                seen.add((v, remap))
+                if v in fused:
+                    cone.add(v)
+                    e = producer[v]
+                    r = remap or e.prim.name not in ELEMENTWISE
+                    stack.extend((a, r) for a in e.invars if isinstance(a, Var))
+                elif remap:
+                    rem.add(v)
+            cones.append(cone)
+            remapped.append(rem)
+            calls.append(sum(producer[v].prim.name in _TRANSCENDENTAL for v in cone)
+                         + (eqn.prim.name in _TRANSCENDENTAL))
+        owner: dict = {}
+        shared = set()
+        for gi, (first, last) in enumerate(_groups(kernels, None, calls, remapped)):
+            for k in range(first, last + 1):
+                for v in cones[k]:
+                    if owner.setdefault(v, gi) != gi and producer[v].prim.name in _TRANSCENDENTAL:
+                        shared.add(v)
+        if not shared - force:
+            break
+        force |= shared
+    return materialise, kernels, (calls, remapped)
+
+
+def _plan_once(graph: Graph, force: set):
+    """One round of ``_plan``: the values in ``force`` get a buffer whatever else holds."""
     consumers: dict = {}
     for eqn in graph.eqns:
         for a in eqn.invars:
@@ -558,7 +617,7 @@ def _plan(graph: Graph):
                      for c in cs)
         elementwise_only = all(c.prim.name in ELEMENTWISE and c.outvars[0].aval.shape == v.aval.shape
                                for c in cs)
-        if v in outs or (not trivial(v) and (expand or (len(cs) > 1 and not elementwise_only))):
+        if v in outs or v in force or (not trivial(v) and (expand or (len(cs) > 1 and not elementwise_only))):
             materialise.add(v)
             kernels.append(eqn)
             depth[v] = 0

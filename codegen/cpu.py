@@ -292,7 +292,8 @@ class FunctionLowering:
             if low.kind == "elemental" and eqn.outvars[0] not in materialise:
                 self.producer[eqn.outvars[0]] = eqn
         reads = [self._buffers_read(eqn, materialise) for eqn in kernels]
-        kernels, reads, epilogues = self._epilogues(graph, kernels, reads)
+        kernels, reads, epilogues, group_info = self._epilogues(graph, kernels, reads, group_info)
+        assert all(len(x) == len(kernels) for x in group_info)  # one entry per kernel
         # last kernel position reading each buffer, for arena reuse
         last_use: dict = {}
         for pos, rd in enumerate(reads):
@@ -348,14 +349,15 @@ class FunctionLowering:
         for off, nb in owned.values():
             self.arena.free(off, nb)
 
-    def _epilogues(self, graph, kernels, reads):
+    def _epilogues(self, graph, kernels, reads, per_kernel=()):
         """Output fusion: a ``dot_general`` whose result ``v`` is read only by one
         materialised elementwise value ``o`` of the same shape and dtype (e.g. the SGD
         update ``w - lr * (x.T @ g)``, or a ReLU of ``x @ w + b``) computes ``o`` itself,
         applying ``o``'s elementwise code to each tile of ``v`` while it is in cache
         (``epilogue_fn``), so ``v`` gets no buffer and ``o`` no pass of its own. Needs
         everything else ``o`` reads to be written before the matmul. Returns the kernels
-        and their reads without the fused ``o``s, and {position of the dot: o's eqn}."""
+        and their reads without the fused ``o``s, {position of the dot: o's eqn}, and the
+        lists in ``per_kernel`` (one entry per kernel) without the ``o``s' entries."""
         outs = {v for v in graph.outvars if isinstance(v, Var)}
         written = {v: p for p, e in enumerate(kernels) for v in e.outvars}
         readers: dict = {}
@@ -380,7 +382,7 @@ class FunctionLowering:
                 continue
             fused[p] = q
         if not fused:
-            return kernels, reads, {}
+            return kernels, reads, {}, per_kernel
         gone = set(fused.values())
         new_k, new_r, epi = [], [], {}
         for p, (eqn, rd) in enumerate(zip(kernels, reads)):
@@ -391,7 +393,8 @@ class FunctionLowering:
                 rd = rd | (reads[fused[p]] - {eqn.outvars[0]})
             new_k.append(eqn)
             new_r.append(rd)
-        return new_k, new_r, epi
+        kept = tuple([x for p, x in enumerate(lst) if p not in gone] for lst in per_kernel)
+        return new_k, new_r, epi, kept
 
     def _pointwise_of(self, o_eqn, v) -> bool:
         """Whether every path from ``o_eqn`` back to ``v`` runs through elementwise

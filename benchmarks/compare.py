@@ -95,6 +95,21 @@ def w_dispatch():
     return {k: timeit_batched(lambda fn=fn, a=a: fn(*a), 200) for k, (fn, a) in out.items()}
 
 
+def w_dispatch_pytree():
+    """A call with 6 arrays in a pytree (a list of (w, b) tuples and a dict)."""
+    def f(params, d):
+        return [(w * d["s"], b + d["t"]) for w, b in params]
+    params = [(np.ones((4, 4), np.float32), np.ones(4, np.float32)) for _ in range(2)]
+    d = {"s": np.ones((4, 4), np.float32), "t": np.ones(4, np.float32)}
+    tf = tr.jit(f)
+    out = {"tracer": lambda: tf(params, d)}
+    if jax:
+        jf = jax.jit(f)
+        jp, jd = jax.tree_util.tree_map(jnp.asarray, (params, d))
+        out["jax"] = lambda: jax.block_until_ready(jf(jp, jd))
+    return {k: timeit_batched(fn, 50) for k, fn in out.items()}
+
+
 def _elementwise(n):
     x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
 

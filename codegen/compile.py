@@ -134,6 +134,36 @@ def cache_key(ir_text: str) -> str:
                            + ir_text).encode()).hexdigest()
 
 
+_source_hash: list = []
+
+
+def backend_source_hash() -> str:
+    """SHA-256 of the CPU back end's source (codegen/*.py, tracer/dtypes.py, tracer/ir.py):
+    what turns a graph into LLVM IR. Part of the graph-keyed cache key, so that changing
+    the back end invalidates objects keyed by graph text."""
+    if not _source_hash:
+        here = os.path.dirname(os.path.abspath(__file__))
+        tracer_dir = os.path.join(os.path.dirname(here), "tracer")
+        files = sorted(os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py"))
+        files += [os.path.join(tracer_dir, "dtypes.py"), os.path.join(tracer_dir, "ir.py")]
+        h = hashlib.sha256()
+        for path in files:
+            with open(path, "rb") as f:
+                h.update(path.rsplit(os.sep, 2)[-1].encode() + b"\0" + f.read())
+        _source_hash.append(h.hexdigest())
+    return _source_hash[0]
+
+
+def graph_cache_key(graph_text: str, name: str) -> str:
+    """Key of a function's object code by its optimised graph (text with avals, params
+    and literals; constant values are pointer arguments), its symbol name, the back
+    end's source, the pipeline and the host: a hit skips lowering as well as LLVM."""
+    from .vecmath import MIN_CALLS
+    return "g" + hashlib.sha256(
+        (f"{host_description()} pipeline {PIPELINE} vecmath {MIN_CALLS} backend "
+         f"{backend_source_hash()} symbol {name}\n{graph_text}").encode()).hexdigest()
+
+
 def load_cached(key: str) -> bytes | None:
     d = cache_dir()
     if d is None:

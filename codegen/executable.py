@@ -50,6 +50,13 @@ if os.environ.get("TRACER_PROFILE", "").strip() not in ("", "0"):
     atexit.register(_print_profiles)
 
 
+_HEADER = b"tracer-object-v1 %d\n"  # then the object file; the number: scratch_bytes
+
+
+def _profiling() -> bool:
+    return os.environ.get("TRACER_PROFILE", "").strip() not in ("", "0")
+
+
 def _contiguous(a: np.ndarray, dtype) -> np.ndarray:
     """A C-contiguous, aligned array of ``dtype`` with the same values (no copy if
     ``a`` already is one). Read-only arrays are fine: compiled code never writes inputs."""
@@ -64,25 +71,27 @@ class Executable:
     def __init__(self, graph: Graph, name: str | None = None):
         self.graph = graph
         self.name = _symbol(name or graph.name)
-        info: dict = {}
-        self.llvm_ir = lower(graph, self.name, info)
-        self.scratch_bytes = info["scratch_bytes"]  # intermediate buffers, planned statically
-        self._profile = info.get("profile")  # TRACER_PROFILE: (labels, cycle counters)
-        if self._profile is not None:
-            _PROFILED.append(weakref.ref(self))
+        self._llvm_ir = None
+        self._profile = None
         self._optimized = None
-        self.hash = C.cache_key(self.llvm_ir)
         self.from_disk = False
-        code = _JIT_CACHE.get(self.hash)
-        on_disk = self._profile is None  # profiled code holds this process's addresses
-        if code is None and on_disk:
+        profiling = _profiling()  # profiled code holds this process's addresses: no disk
+        # keyed by the optimised graph: a hit (in memory or on disk) skips the lowering too
+        self.hash = C.graph_cache_key(graph.text(), self.name)
+        code = _JIT_CACHE.get(self.hash) if not profiling else None
+        if code is not None:
+            self.scratch_bytes = code.scratch_bytes
+        elif not profiling:
             code = self._load_from_disk()
         if code is None:
+            self._lower()
             obj = C.object_code(self.optimized_llvm_ir)
             code = C.JITCode(obj, self.name)
-            if on_disk:
-                C.store_cached(self.hash, obj)
-        _JIT_CACHE[self.hash] = code
+            code.scratch_bytes = self.scratch_bytes
+            if not profiling:
+                C.store_cached(self.hash, _HEADER % self.scratch_bytes + obj)
+        if not profiling:
+            _JIT_CACHE[self.hash] = code
         self.code = code
         self.in_avals = [v.aval for v in graph.invars]
         self.out_avals = [v.aval for v in graph.outvars]
@@ -142,15 +151,36 @@ class Executable:
     def _oom(self):
         raise MemoryError(f"compiled function {self.name}: could not allocate its scratch memory")
 
+    def _lower(self):
+        info: dict = {}
+        self._llvm_ir = lower(self.graph, self.name, info)
+        self.scratch_bytes = info["scratch_bytes"]  # intermediate buffers, planned statically
+        self._profile = info.get("profile")  # TRACER_PROFILE: (labels, cycle counters)
+        if self._profile is not None:
+            _PROFILED.append(weakref.ref(self))
+
+    @property
+    def llvm_ir(self) -> str:
+        """The LLVM IR the back end emitted (lowered on demand when the code was cached)."""
+        if self._llvm_ir is None:
+            info: dict = {}
+            self._llvm_ir = lower(self.graph, self.name, info)
+        return self._llvm_ir
+
     def _load_from_disk(self):
-        obj = C.load_cached(self.hash)
-        if obj is None:
+        data = C.load_cached(self.hash)
+        if data is None:
             return None
         try:
+            head, obj = data.split(b"\n", 1)
+            tag, scratch = head.split(b" ")
+            if tag != _HEADER.split(b" ")[0]:
+                raise ValueError("not a tracer cache file")
             code = C.JITCode(obj, self.name)
         except Exception:  # a damaged cache file: compile afresh
             C.forget_cached(self.hash)
             return None
+        code.scratch_bytes = self.scratch_bytes = int(scratch)
         self.from_disk = True
         return code
 

@@ -8,8 +8,9 @@ compile time and kept alive by the executable.
 
 Object code is cached in memory (identical modules load once per process) and on
 disk (``codegen.compile.cache_dir``: ``TRACER_CACHE_DIR``, off with
-``TRACER_NO_DISK_CACHE=1``), keyed by the emitted LLVM IR and the host description;
-a hit skips LLVM's optimisation and code generation.
+``TRACER_NO_DISK_CACHE=1``), keyed by the optimised graph, the back end's source and
+the host (``codegen.compile.graph_cache_key``); a hit skips lowering, LLVM's
+optimisation and code generation.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ try:
 except ImportError:  # pragma: no cover
     _ffi = None
 
-# cache key (LLVM IR + host) -> loaded code; the code is unloaded when no executable uses it
+# cache key (graph + back end + host) -> loaded code; unloaded when no executable uses it
 _JIT_CACHE: "weakref.WeakValueDictionary[str, C.JITCode]" = weakref.WeakValueDictionary()
 
 

@@ -314,3 +314,20 @@ def test_concurrent_calls_from_threads():
     for t in threads:
         t.join()
     assert not errors and f.compile_count == 1
+
+
+def test_keyword_arguments_and_static_argnames():
+    f = tr.jit(lambda x, y=2.0: x * y)
+    x = np.arange(3, dtype=np.float32)
+    np.testing.assert_array_equal(f(x, y=3.0), x * 3)
+    np.testing.assert_array_equal(f(x, y=4.0), x * 4)  # dynamic: same compiled code
+    assert (f.trace_count, f.compile_count) == (1, 1)
+    g = tr.jit(lambda x, n: x * n if n > 2 else -x, static_argnames="n")
+    np.testing.assert_array_equal(g(x, n=3), x * 3)
+    np.testing.assert_array_equal(g(x, 3), x * 3)
+    np.testing.assert_array_equal(g(x, n=1), -x)
+    assert g.compile_count == 2
+    h = tr.jit(lambda x, *, scale: x * scale)
+    np.testing.assert_array_equal(h(x, scale=np.float32(5)), x * 5)
+    with pytest.raises(ValueError, match="static_argnames"):
+        tr.jit(lambda x: x, static_argnames="nope")

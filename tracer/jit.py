@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import gc
 import hashlib
 import os
@@ -208,7 +209,8 @@ class Jitted:
 
     ``trace_count`` and ``compile_count`` count how often it traced and compiled."""
 
-    def __init__(self, fun: Callable, static_argnums: Sequence[int], backend: str):
+    def __init__(self, fun: Callable, static_argnums: Sequence[int], backend: str,
+                 static_argnames: Sequence[str] = ()):
         if isinstance(fun, Graph):  # e.g. parsed from IR text: compile it as it stands
             from .ir_parse import graph_function
             fun = graph_function(fun)
@@ -218,7 +220,9 @@ class Jitted:
             raise ValueError(f"jit backend must be 'cpu' or 'cuda', got {backend!r}")
         self.fun = fun
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        self.static_argnums += _positions_of(fun, static_argnames)
         self.backend = backend
+        self._with_kwargs: "Jitted | None" = None
         self.trace_count = 0
         self.compile_count = 0
         self._cache: dict = {}
@@ -264,7 +268,9 @@ class Jitted:
         self.trace_count += 1
         return Lowered(self.fun, args, static, self.backend)
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            return self._call_with_kwargs(args, kwargs)
         # fast path: every argument a numpy array of a supported dtype, no static args,
         # keyed by (shape, dtype) (a non-native byte order is another dtype: no hit)
         # (config._values: the attribute hook on config costs a microsecond per call)
@@ -300,11 +306,59 @@ class Jitted:
             _debug.check_outputs(entry.lowered.graph, leaves, outs)
         return tree_unflatten(entry.lowered.out_tree, outs)
 
+    def _call_with_kwargs(self, args, kwargs):
+        """Keyword arguments are dynamic pytree arguments, as in JAX (or, with static
+        arguments, are bound to their positions first)."""
+        if core._STACK:
+            return self.fun(*args, **kwargs)
+        if self.static_argnums:
+            try:
+                bound = inspect.signature(self.fun).bind(*args, **kwargs)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"jit of {fun_name(self.fun)}: {e}") from None
+            if bound.kwargs:
+                raise TypeError(f"jit of {fun_name(self.fun)}: keyword-only arguments "
+                                f"{sorted(bound.kwargs)} cannot be combined with static_argnums")
+            return self(*bound.args)
+        if self._with_kwargs is None:
+            fun = self.fun
+
+            def call_with_kwargs(args, kwargs):
+                return fun(*args, **kwargs)
+            call_with_kwargs.__name__ = fun_name(fun)
+            self._with_kwargs = Jitted(call_with_kwargs, (), self.backend)
+        inner = self._with_kwargs
+        traces, compiles = inner.trace_count, inner.compile_count
+        out = inner(tuple(args), dict(kwargs))
+        self.trace_count += inner.trace_count - traces
+        self.compile_count += inner.compile_count - compiles
+        return out
+
     def __repr__(self):
         return f"<jit {fun_name(self.fun)}>"
 
 
-def jit(fun: Callable, *, static_argnums: int | Sequence[int] = (), backend: str = "cpu") -> Jitted:
+def _positions_of(fun, names) -> tuple[int, ...]:
+    """Positions of the parameters named in ``static_argnames``."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if not names:
+        return ()
+    params = list(inspect.signature(fun).parameters.values())
+    out = []
+    for n in names:
+        pos = [i for i, p in enumerate(params) if p.name == n and
+               p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if not pos:
+            raise ValueError(f"jit of {fun_name(fun)}: static_argnames {n!r} is not a positional "
+                             f"parameter of the function")
+        out.append(pos[0])
+    return tuple(out)
+
+
+def jit(fun: Callable, *, static_argnums: int | Sequence[int] = (), backend: str = "cpu",
+        static_argnames: str | Sequence[str] = ()) -> Jitted:
     """Compile ``fun`` to native code, once per abstract signature (shapes, dtypes,
-    weak types, pytree structure, and the values of the ``static_argnums``)."""
-    return Jitted(fun, static_argnums, backend)
+    weak types, pytree structure, and the values of the static arguments, given by
+    position (``static_argnums``) or name (``static_argnames``)). Keyword arguments
+    are dynamic pytree arguments."""
+    return Jitted(fun, static_argnums, backend, static_argnames)

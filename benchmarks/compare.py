@@ -140,6 +140,22 @@ def w_elementwise_1e7():
     return _elementwise(10**7)
 
 
+def w_axpy_1e7():
+    """Bandwidth-bound elementwise: 2 reads + 1 write of 1e7 float32 (120 MB)."""
+    rng = np.random.default_rng(0)
+    x, y = (rng.standard_normal(10**7).astype(np.float32) for _ in range(2))
+    f = lambda x, y: 2.0 * x + y  # noqa: E731
+    res = {"numpy": timeit(lambda: f(x, y)), "tracer": _time_tr(f, x, y)}
+    if jax:
+        jf = jax.jit(f)
+        xj, yj = jnp.asarray(x), jnp.asarray(y)
+        res["jax"] = timeit(lambda: jf(xj, yj).block_until_ready())
+    if torch:
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        res["torch"] = timeit(lambda: f(xt, yt))
+    return res
+
+
 def w_reduction_1e7():
     x = np.random.default_rng(0).standard_normal(10**7).astype(np.float32)
     res = {"numpy": timeit(lambda: np.dot(x, x)), "tracer": _time_tr(lambda x: tnp.sum(x * x), x)}

@@ -151,6 +151,7 @@ class FunctionLowering:
         self._needs_dims: dict = {}
         self.depth = 0
         self.epilogue = None  # see _epilogues
+        self._outlined: list = []  # functions of outlined kernel groups
         # TRACER_PROFILE: cycles per top-level kernel group, accumulated into ``counters``
         self.profile_labels: list | None = None
         self.counters = None
@@ -259,10 +260,7 @@ class FunctionLowering:
         ``fl.arena.free(offset, bytes)`` after the last kernel that reads it."""
         nbytes = aval.size * aval.dtype.itemsize
         off = self.arena.alloc(nbytes)
-        if self.arena_ptr is None:  # the arena is allocated on entry, only if needed
-            ab = self._alloca_b
-            self.arena_ptr = ab.call(_declare(self.module, "aligned_alloc", PTR, [I64, I64]),
-                                     [c64(64), ab.load(self.arena_size, typ=I64)])
+        self._arena_base()  # the arena is allocated on entry, only if needed
         ptr = self._alloca_b.gep(self.arena_ptr, [c64(off)], inbounds=True, source_etype=I8)
         return Buffer(ptr, aval), off, nbytes
 
@@ -304,7 +302,13 @@ class FunctionLowering:
                 last_use[v] = len(kernels)
         owned: dict = {}
         self.depth += 1
-        for first, last in _groups(kernels, reads, *group_info):
+        groups = list(_groups(kernels, reads, *group_info))
+        outline = self.depth == 1 and sum(
+            _outlinable(kernels[f]) for f, _ in groups) >= OUTLINE_MIN_GROUPS
+        if outline:
+            rank = {v: i for i, v in enumerate(
+                [*graph.invars, *graph.constvars, *(o for e in graph.eqns for o in e.outvars)])}
+        for first, last in groups:
             group = kernels[first:last + 1]
             t0 = self._tick() if self.depth == 1 else None
             outs = []
@@ -319,6 +323,10 @@ class FunctionLowering:
                         owned[v] = (off, nb)
                     outs[-1].append(bf)
             low = LOWERINGS[group[0].prim.name]
+            outer = None
+            if outline and _outlinable(group[0]):
+                read = sorted(set().union(*reads[first:last + 1]), key=lambda v: rank.get(v, -1))
+                outer, outs = self._enter_outlined(read, outs)
             if low.kind == "elemental":
                 for eqn in group:
                     self.producer[eqn.outvars[0]] = eqn
@@ -331,6 +339,8 @@ class FunctionLowering:
                 low.fn(self, group[0], outs[0])
                 self.epilogue = None
                 self.memo = {}
+            if outer is not None:
+                outs = self._leave_outlined(outer)
             for eqn, bfs in zip(group, outs):
                 for v, bf in zip(eqn.outvars if epi is None else epi.outvars, bfs):
                     self.bufs[v] = bf
@@ -348,6 +358,63 @@ class FunctionLowering:
             self.write_all(v, bf)
         for off, nb in owned.values():
             self.arena.free(off, nb)
+
+    def _enter_outlined(self, read, outs):
+        """Start emitting one top-level kernel group as its own ``noinline`` function
+        (LLVM's function-level analyses and register allocation then grow with the
+        group, not with the whole graph), called from the entry function. Its
+        parameters are the distinct buffers the group reads or writes, all
+        ``noalias``: at the top level a buffer is an entry argument (``noalias``
+        there too) or an arena block, and the arena gives a group's outputs blocks
+        disjoint from every block still live (a block is freed only after the last
+        group reading it, never reused in place), so two distinct parameters never
+        overlap; a buffer both read and written by the group (a loop reading a value
+        it wrote earlier, at the same index) is one parameter. The arena's base is a
+        last parameter (not ``noalias``) for scratch the kernel allocates itself
+        (packed matmul panels), also disjoint from the live blocks. Returns the
+        caller's state and ``outs`` with the function's buffers."""
+        ptrs: dict = {}  # id(pointer in the caller) -> (pointer, index)
+        # a fixed parameter order (the IR should not depend on set order): outputs, then
+        # what is read in graph order
+        bufs = {v: self.bufs[v] for v in read if v in self.bufs}
+        for bf in [bf for o in outs for bf in o] + [bufs[v] for v in read if v in bufs]:
+            ptrs.setdefault(id(bf.ptr), (bf.ptr, len(ptrs)))
+        self._arena_base()
+        n = len(ptrs)
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR] * (n + 1)),
+                         name=f"{self.fn.name}.k{len(self._outlined)}")
+        self._outlined.append(fn)
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        fn.attributes.add("nounwind")
+        for a in fn.args[:n]:
+            a.add_attribute("noalias")
+        entry = fn.append_basic_block("entry")
+        body = fn.append_basic_block("body")
+        self.b.call(fn, [p for p, _ in ptrs.values()] + [self.arena_ptr])
+        outer = (self.b, self._alloca_b, self.arena_ptr, dict(bufs), outs)
+        self.b, self._alloca_b = ir.IRBuilder(body), ir.IRBuilder(entry)
+        self.arena_ptr = fn.args[n]
+        inner = lambda bf: Buffer(fn.args[ptrs[id(bf.ptr)][1]], bf.aval)  # noqa: E731
+        for v, bf in bufs.items():
+            self.bufs[v] = inner(bf)
+        return outer, [[inner(bf) for bf in o] for o in outs]
+
+    def _leave_outlined(self, outer):
+        """Finish the function ``_enter_outlined`` started; back to the caller."""
+        self.b.ret_void()
+        self._alloca_b.branch(self._alloca_b.function.blocks[1])
+        self.b, self._alloca_b, self.arena_ptr, bufs, outs = outer
+        self.bufs.update(bufs)
+        return outs
+
+    def _arena_base(self):
+        """Allocate the arena on entry now if nothing has yet (outlined kernels take its
+        base as an argument)."""
+        if self.arena_ptr is None:
+            ab = self._alloca_b
+            self.arena_ptr = ab.call(_declare(self.module, "aligned_alloc", PTR, [I64, I64]),
+                                     [c64(64), ab.load(self.arena_size, typ=I64)])
 
     def _epilogues(self, graph, kernels, reads, per_kernel=()):
         """Output fusion: a ``dot_general`` whose result ``v`` is read only by one
@@ -511,6 +578,20 @@ def _groups(kernels, reads, calls=None, remapped=None):
         total += c
     if kernels:
         yield start, len(kernels) - 1
+
+
+# A graph with at least this many top-level kernel groups that can be outlined emits each
+# as its own function (``_enter_outlined``): -O3 and code generation then grow linearly
+# with the graph instead of with the size of one function holding every loop.
+OUTLINE_MIN_GROUPS = 8
+_OUTLINE_KERNELS = {"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin",
+                    "cumsum", "scatter", "scatter_add", "dot_general"}
+
+
+def _outlinable(eqn) -> bool:
+    """Kernels that ``_enter_outlined`` may emit as a function of their own (not control
+    flow or calls, which emit sub-graphs with their own buffer bookkeeping)."""
+    return LOWERINGS[eqn.prim.name].kind == "elemental" or eqn.prim.name in _OUTLINE_KERNELS
 
 
 MAX_FUSION_DEPTH = 64

@@ -35,7 +35,7 @@ from tracer import dtypes
 from tracer.ir import Graph, Literal, Var
 
 from . import scalar as S
-from .loops import I64, NUW, Idx, c64, for_range, loop_nest
+from .loops import I64, NUW, Idx, c64, for_range, loop_metadata, loop_nest
 
 try:
     from . import mathlib as _mathlib
@@ -746,13 +746,13 @@ def lower(graph: Graph, name: str, info: dict | None = None) -> str:
     fl.arena_size.initializer = c64(size)
     if aa is None:
         ab.branch(fl.fn.blocks[1])
-        return str(fl.module)
+        return loop_metadata(str(fl.module))
     # entry: fail cleanly when the arena cannot be allocated
     fail = fl.fn.append_basic_block("oom")
     ir.IRBuilder(fail).ret(ir.Constant(I32, 1))
     isnull = ab.icmp_unsigned("==", aa, ir.Constant(PTR, None))
     ab.cbranch(ab.and_(isnull, ir.Constant(I1, 1 if size > 0 else 0)), fail, fl.fn.blocks[1])
-    return str(fl.module)
+    return loop_metadata(str(fl.module))
 
 
 def _declare(module, name, ret, args):

@@ -8,6 +8,8 @@ per-dimension indices at all.
 """
 from __future__ import annotations
 
+import re
+
 from llvmlite import ir
 
 I64 = ir.IntType(64)
@@ -69,9 +71,36 @@ def _total(shape) -> int:
     return n
 
 
-def for_range(b: ir.IRBuilder, n: int, body, start: int = 0, reverse: bool = False) -> None:
+NO_UNROLL_TAG = "tracer.nounroll."
+
+
+def no_unroll(br, b: ir.IRBuilder) -> None:
+    """Tag the back edge ``br`` of a loop so that LLVM does not unroll it: a placeholder
+    node, one per loop, that ``loop_metadata`` turns into a self-referential loop ID
+    (llvmlite cannot build one)."""
+    mod = b.module
+    k = getattr(mod, "_tracer_nounroll", 0)
+    mod._tracer_nounroll = k + 1
+    br.set_metadata("llvm.loop", mod.add_metadata([ir.MetaDataString(mod, f"{NO_UNROLL_TAG}{k}")]))
+
+
+def loop_metadata(text: str) -> str:
+    """Module text with the ``no_unroll`` placeholders made loop IDs
+    (``!N = distinct !{!N, !{!"llvm.loop.unroll.disable"}}``)."""
+    if NO_UNROLL_TAG not in text:
+        return text
+    nums = [int(x) for x in re.findall(r"^!(\d+) = ", text, re.M)]
+    dis = f"!{max(nums) + 1}"
+    text = re.sub(r'^!(\d+) = !\{ !"' + re.escape(NO_UNROLL_TAG) + r'\d+" \}$',
+                  lambda m: f"!{m.group(1)} = distinct !{{!{m.group(1)}, {dis}}}", text, flags=re.M)
+    return text + f'\n{dis} = !{{!"llvm.loop.unroll.disable"}}\n'
+
+
+def for_range(b: ir.IRBuilder, n: int, body, start: int = 0, reverse: bool = False,
+              unroll: bool = True) -> None:
     """``for i in range(start, n): body(i)`` (``reverse``: from n-1 down to start), with
-    static bounds; nothing is emitted for an empty range."""
+    static bounds; nothing is emitted for an empty range. ``unroll=False``: LLVM must
+    not unroll it (a loop around calls whose full unrolling only makes code)."""
     if n <= start:
         return
     pre = b.block
@@ -89,7 +118,9 @@ def for_range(b: ir.IRBuilder, n: int, body, start: int = 0, reverse: bool = Fal
         nxt = b.add(i, c64(1), flags=NUW)
         done = b.icmp_signed(">=", nxt, c64(n))
     i.add_incoming(nxt, b.block)
-    b.cbranch(done, after, loop)
+    br = b.cbranch(done, after, loop)
+    if not unroll:
+        no_unroll(br, b)
     b.position_at_end(after)
 
 

@@ -187,7 +187,7 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2):
                                 body(jt, _lin(b, (jtile, W)))
                         else:
                             body(jt, _lin(b, (jtile, W)))
-                    for_range(b, slots, tile)
+                    for_range(b, slots, tile, unroll=False)
                 each_tile(lambda jt, j: _pack(g, k0, klen, j, W, _lin(b, (jt, klen * W))))
 
                 j_panel = _lin(b, (jp, NC // W * W))
@@ -203,7 +203,7 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2):
                                                    k0, klen, first, last, False))
                     _epilogue_rows(g, i0, mr, j_panel, width, last)
                 _row_tiles(b, M, rows)
-            for_range(b, -(-ntf // TP), panel)
+            for_range(b, -(-ntf // TP), panel, unroll=False)
         if tw:
             j = c64(ntf * W)
             _pack(g, k0, klen, j, tw, c64(0))
@@ -214,7 +214,7 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2):
     if full:
         for_range(b, full, lambda kb: kblock(
             _lin(b, (kb, kc)), kc, b.icmp_signed("==", kb, c64(0)),
-            ir.Constant(I1, 0) if rest else b.icmp_signed("==", kb, c64(full - 1))))
+            ir.Constant(I1, 0) if rest else b.icmp_signed("==", kb, c64(full - 1))), unroll=False)
     if rest:
         kblock(c64(full * kc), rest, ir.Constant(I1, 1 if full == 0 else 0), ir.Constant(I1, 1))
     fl.arena.free(off, nbytes)
@@ -223,7 +223,7 @@ def _tiled(fl, A, Bm, C, a0, b0, c0, M, K, N, dt, epilogue, dims2):
 def _row_tiles(b, M, rows):
     """``rows(i0, mr)`` for the full tiles of MR rows (a loop), then the remaining rows."""
     if M // MR:
-        for_range(b, M // MR, lambda ib: rows(_lin(b, (ib, MR)), MR))
+        for_range(b, M // MR, lambda ib: rows(_lin(b, (ib, MR)), MR), unroll=False)
     if M % MR:
         rows(c64(M // MR * MR), M % MR)
 
@@ -293,10 +293,10 @@ def _epilogue_rows(g, i0, mr, j, width, last):
             _for_value(b, width, col)
 
     if isinstance(last, ir.Constant):
-        for_range(b, mr, row)
+        for_range(b, mr, row, unroll=False)
     else:
         with b.if_then(last):
-            for_range(b, mr, row)
+            for_range(b, mr, row, unroll=False)
 
 
 def _for_value(b, n, body):
@@ -346,6 +346,75 @@ def _transpose(b, rows, L):
     return v
 
 
+def _micro_fn(fl, dt, mr, nv, last_lanes, a_contiguous):
+    """The register-tile kernel shared by every tile of this shape and dtype in the
+    module (one copy instead of one per call site: the unrolled tile is most of a
+    matmul's code): ``tile(A, P, C, a_sr, a_sc, ldc, klen, first)`` sets C[r, 0:width]
+    (row r at ``C + r*ldc``; the last vector ``last_lanes`` wide) to
+    ``(first ? 0 : C) + sum_k A[r*a_sr + k*a_sc] * P[k*W:(k+1)*W]`` for r < mr."""
+    t = S.llvm_type(dt)
+    L = _lanes(dt)
+    W = L * NV
+    vt = ir.VectorType(t, L)
+    isz = dt.itemsize
+    name = f"__tracer_mm_{t}_{mr}x{nv}_{last_lanes}{'_ac' if a_contiguous else ''}"
+    fn = fl.module.globals.get(name)
+    if fn is not None:
+        return fn
+    I64 = ir.IntType(64)
+    ptr = ir.PointerType()
+    fn = ir.Function(fl.module, ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, I64, I64, I64, I64, I1]),
+                     name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    Ap, Pp, Cp, a_sr, a_sc, ldc, klen, first = fn.args
+    entry, body = fn.append_basic_block("entry"), fn.append_basic_block("body")
+    saved = fl.b, fl._alloca_b
+    b = ir.IRBuilder(body)
+    fl.b, fl._alloca_b = b, ir.IRBuilder(entry)
+    try:
+        fma_name = f"llvm.fma.v{L}{'f32' if isz == 4 else 'f64'}"
+        fma = fl.module.globals.get(fma_name) or ir.Function(
+            fl.module, ir.FunctionType(vt, [vt, vt, vt]), name=fma_name)
+        undef = ir.Constant(vt, None)
+        bmask = ir.Constant(ir.VectorType(I32, L), [0] * L)
+        lanes = [L] * (nv - 1) + [last_lanes]
+        accs = [[fl.alloca(vt) for _ in range(nv)] for _ in range(mr)]
+        arows = [b.mul(a_sr, c64(r), flags=NUW) for r in range(mr)]
+        cptr = [[b.gep(Cp, [_lin(b, (b.mul(ldc, c64(r), flags=NUW), 1), c64(v * L))], inbounds=True,
+                       source_etype=t) for v in range(nv)] for r in range(mr)]
+        with b.if_else(first) as (then, otherwise):
+            with then:
+                for r in range(mr):
+                    for v in range(nv):
+                        b.store(ir.Constant(vt, [0.0] * L), accs[r][v])
+            with otherwise:
+                for r in range(mr):
+                    for v in range(nv):
+                        b.store(_vload(fl, cptr[r][v], vt, lanes[v], isz), accs[r][v])
+
+        def kstep(kk):
+            brow = b.mul(kk, c64(W), flags=NUW)
+            bvs = [b.load(b.gep(Pp, [_lin(b, brow, c64(v * L))], inbounds=True, source_etype=t),
+                          typ=vt, align=64) for v in range(nv)]
+            ak = kk if a_contiguous else b.mul(kk, a_sc, flags=NUW)
+            for r in range(mr):
+                a = b.load(b.gep(Ap, [_lin(b, arows[r], ak)], inbounds=True, source_etype=t), typ=t)
+                av = b.shuffle_vector(b.insert_element(undef, a, ir.Constant(I32, 0)), undef, bmask)
+                for v in range(nv):
+                    b.store(b.call(fma, [av, bvs[v], b.load(accs[r][v], typ=vt)]), accs[r][v])
+        _for_value(b, klen, kstep)
+        for r in range(mr):
+            for v in range(nv):
+                _vstore(fl, b.load(accs[r][v], typ=vt), cptr[r][v], lanes[v], isz)
+        b.ret_void()
+        fl._alloca_b.branch(body)
+    finally:
+        fl.b, fl._alloca_b = saved
+    return fn
+
+
 def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first, last, epilogue_here):
     """C[i0:i0+mr, j:j+nv*L] (the last vector ``last_lanes`` wide) = (first ? 0 : C) +
     A[i0:i0+mr, k0:k0+klen] @ packed tile at ``pbase``; then, if ``last`` (the last
@@ -355,18 +424,8 @@ def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first, last, epilogue_
     b = fl.b
     t = S.llvm_type(dt)
     L = _lanes(dt)
-    W = L * NV
-    vt = ir.VectorType(t, L)
     isz = dt.itemsize
-    name = f"llvm.fma.v{L}{'f32' if dt.itemsize == 4 else 'f64'}"
-    fma = fl.module.globals.get(name) or ir.Function(fl.module, ir.FunctionType(vt, [vt, vt, vt]), name=name)
-    undef = ir.Constant(vt, None)
-    bmask = ir.Constant(ir.VectorType(I32, L), [0] * L)
-    lanes = [L] * (nv - 1) + [last_lanes]
-    accs = [[fl.alloca(vt) for _ in range(nv)] for _ in range(mr)]
     crows = [_lin(b, g["c0"], (_lin(b, i0, c64(r)), g["N"]), j) for r in range(mr)]
-    arows = [_lin(b, g["a0"], (_lin(b, i0, c64(r)), A.sr), (k0, A.sc)) for r in range(mr)]
-    cptr = [[_gep(b, C, _lin(b, crows[r], c64(v * L)), t) for v in range(nv)] for r in range(mr)]
     epi = g["epilogue"]
     width = (nv - 1) * L + last_lanes
     if epi is not None and not (isinstance(last, ir.Constant) and not last.constant):
@@ -375,31 +434,13 @@ def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first, last, epilogue_
         for buf in getattr(epi, "prefetch", ()):
             for r in range(mr):
                 _prefetch(fl, buf, crows[r], width * isz, 0)
-    with b.if_else(first) as (then, otherwise):
-        with then:
-            for r in range(mr):  # C is about to be written: fetch its lines for writing
-                _prefetch(fl, C, crows[r], width * isz, 1)
-            for r in range(mr):
-                for v in range(nv):
-                    b.store(ir.Constant(vt, [0.0] * L), accs[r][v])
-        with otherwise:
-            for r in range(mr):
-                for v in range(nv):
-                    b.store(_vload(fl, cptr[r][v], vt, lanes[v], isz), accs[r][v])
-
-    def kstep(kk):
-        brow = _lin(b, pbase, (kk, W))
-        bvs = [b.load(_gep(b, packed, _lin(b, brow, c64(v * L)), t), typ=vt, align=64)
-               for v in range(nv)]
-        for r in range(mr):
-            a = b.load(_gep(b, A.buf, _lin(b, arows[r], (kk, A.sc)), t), typ=t)
-            av = b.shuffle_vector(b.insert_element(undef, a, ir.Constant(I32, 0)), undef, bmask)
-            for v in range(nv):
-                b.store(b.call(fma, [av, bvs[v], b.load(accs[r][v], typ=vt)]), accs[r][v])
-    for_range(b, klen, kstep)
-    for r in range(mr):
-        for v in range(nv):
-            _vstore(fl, b.load(accs[r][v], typ=vt), cptr[r][v], lanes[v], isz)
+    with b.if_then(first):
+        for r in range(mr):  # C is about to be written: fetch its lines for writing
+            _prefetch(fl, C, crows[r], width * isz, 1)
+    fn = _micro_fn(fl, dt, mr, nv, last_lanes, A.sc == 1)
+    a_tile = _gep(b, A.buf, _lin(b, g["a0"], (i0, A.sr), (k0, A.sc)), t)
+    b.call(fn, [a_tile, _gep(b, packed, pbase, t), _gep(b, C, crows[0], t), c64(A.sr), c64(A.sc),
+                c64(g["N"]), klen if isinstance(klen, ir.Value) else c64(klen), first])
     if epi is None or (isinstance(last, ir.Constant) and not last.constant) or not epilogue_here:
         return
 

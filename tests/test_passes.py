@@ -100,3 +100,29 @@ def test_outputs_stay_variables_after_folding():
     s = optimize(g)
     s.verify()
     assert interpret(s, [np.ones(2, np.float32)])[1] == 2.0
+
+
+def test_dce_prunes_unread_scan_outputs_and_their_operands():
+    import tracer.numpy as tnp
+
+    def f(c, xs, zs, k):
+        def body(c, xz):
+            x, z = xz
+            return c + x * k, (c * 2.0, tnp.sin(z) * k)
+        c, (y1, _) = tr.scan(body, c, (xs, zs))
+        return c, y1
+    args = (np.float32(1), np.arange(5, dtype=np.float32), np.ones(5, np.float32), np.float32(3))
+    g = tr.make_ir(f)(*args)
+    (scan,) = [e for e in g.eqns if e.prim.name == "scan"]
+    assert len(scan.outvars) == 2 and len(scan.invars) == 3  # no sin output, no zs operand
+    assert "sin" not in str(g)
+    dce(g).verify()
+    want = [np.asarray(o) for o in interpret(g, args)]
+    c, y1 = args[0], []
+    for x in args[1]:
+        y1.append(c * 2)
+        c = c + x * args[3]
+    np.testing.assert_allclose(want[0], c)
+    np.testing.assert_allclose(want[1], y1)
+    for got, w in zip(tr.jit(f)(*args), want):
+        np.testing.assert_allclose(got, w)

@@ -4,8 +4,8 @@ Every primitive is pure, so equations can be dropped (``dce``), merged (``cse``)
 evaluated ahead of time when their inputs are constants (``fold``), or replaced by
 cheaper equivalents (``simplify``). ``optimize`` is the pipeline. Each pass returns
 a graph that ``Graph.verify`` accepts and that computes the same values (the
-tests check every pass against the reference interpreter). Sub-graphs of
-higher-order primitives are left as they are.
+tests check every pass against the reference interpreter). Only ``dce`` looks
+inside the sub-graphs of higher-order primitives.
 """
 from __future__ import annotations
 
@@ -15,18 +15,55 @@ from .ir import Eqn, Graph, Literal, ShapedArray, Var, subgraphs
 
 
 def dce(graph: Graph) -> Graph:
-    """Dead-code elimination: drop equations (and constants) no output depends on."""
+    """Dead-code elimination: drop equations (and constants) no output depends on.
+    Sub-graphs are cleaned too, and a scan's stacked outputs that nobody reads are
+    no longer computed (with the operands only they needed)."""
     live: set = {v for v in graph.outvars if isinstance(v, Var)}
     kept: list[Eqn] = []
+    changed = False
     for eqn in reversed(graph.eqns):
         if any(v in live for v in eqn.outvars) or getattr(eqn.prim, "effectful", False):
-            kept.append(eqn)
-            live.update(v for v in eqn.invars if isinstance(v, Var))
+            new = _dce_inside(eqn, live)
+            changed |= new is not eqn
+            kept.append(new)
+            live.update(v for v in new.invars if isinstance(v, Var))
     kept.reverse()
     consts = [(v, c) for v, c in zip(graph.constvars, graph.constvals) if v in live]
-    if len(kept) == len(graph.eqns) and len(consts) == len(graph.constvars):
+    if not changed and len(kept) == len(graph.eqns) and len(consts) == len(graph.constvars):
         return graph
     return graph.replace(eqns=kept, constvars=[v for v, _ in consts], constvals=[c for _, c in consts])
+
+
+def _dce_inside(eqn: Eqn, live: set) -> Eqn:
+    if eqn.prim.name == "scan":
+        return _prune_scan(eqn, live)
+    params, changed = dict(eqn.params), False
+    for k, v in eqn.params.items():
+        if isinstance(v, Graph):
+            params[k] = dce(v)
+        elif isinstance(v, tuple) and v and all(isinstance(g, Graph) for g in v):
+            params[k] = tuple(dce(g) for g in v)
+        else:
+            continue
+        changed |= params[k] is not v if isinstance(v, Graph) else any(a is not b for a, b in zip(params[k], v))
+    return Eqn(eqn.prim, eqn.invars, eqn.outvars, params, eqn.source) if changed else eqn
+
+
+def _prune_scan(eqn: Eqn, live: set) -> Eqn:
+    """Drop a scan's unread stacked outputs, then the consts and xs the body no longer uses."""
+    p = eqn.params
+    body, nc, nk = p["body"], p["num_consts"], p["num_carry"]
+    keep_y = [v in live for v in eqn.outvars[nk:]]
+    body = dce(body.replace(outvars=body.outvars[:nk] + [o for o, k in zip(body.outvars[nk:], keep_y) if k]))
+    used = {v for e in body.eqns for v in e.invars if isinstance(v, Var)} | set(body.outvars)
+    keep_in = [(nc <= i < nc + nk) or v in used for i, v in enumerate(body.invars)]
+    if all(keep_y) and all(keep_in) and body is p["body"]:
+        return eqn
+    body = body.replace(invars=[v for v, k in zip(body.invars, keep_in) if k])
+    params = dict(p, body=body, num_consts=sum(keep_in[:nc]))
+    invars = [a for a, k in zip(eqn.invars, keep_in) if k]
+    outvars = eqn.outvars[:nk] + [v for v, k in zip(eqn.outvars[nk:], keep_y) if k]
+    return Eqn(eqn.prim, invars, outvars, params, eqn.source)
 
 
 # ---------------------------------------------------------------- helpers

@@ -177,3 +177,13 @@ def test_batch_subgraph_for_rules_of_higher_order_primitives():
     assert dims == [1] and bg.outvars[0].aval.shape == (2, 4)
     out = core.interpret(bg, [x[:, 0], w])[0]
     np.testing.assert_allclose(out, np.repeat(_interp(f, x[:, 0], w)[:, None], 4, 1), rtol=1e-12)
+
+
+def test_keyword_arguments_are_mapped_over_axis_0():
+    f = tr.vmap(lambda x, y=1.0: x * y)
+    x, y = np.arange(3.0), np.arange(3.0) + 1
+    np.testing.assert_array_equal(f(x, y=y), x * y)
+    g = tr.vmap(lambda x, *, scale: x * scale, in_axes=(None,))
+    np.testing.assert_array_equal(g(np.float64(2), scale=y), 2 * y)
+    with pytest.raises(ValueError, match="inconsistent sizes"):
+        f(x, y=np.ones(4))

@@ -167,7 +167,13 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
     name = fun_name(fun)
 
     @functools.wraps(fun)
-    def batched(*args):
+    def batched(*args, **kwargs):
+        if kwargs:  # as in JAX: keyword arguments are mapped over their axis 0
+            n = len(args)
+            axes = in_axes + (0,) if isinstance(in_axes, tuple) else in_axes
+            if axes is None:
+                axes = (None,) * n + (0,)
+            return vmap(lambda *a: fun(*a[:n], **a[n]), axes, out_axes)(*args, dict(kwargs))
         if isinstance(in_axes, tuple) and len(in_axes) != len(args):
             raise ValueError(f"vmap({name}): in_axes {in_axes!r} has {len(in_axes)} entries but the "
                              f"function was called with {len(args)} positional arguments")

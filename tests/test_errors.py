@@ -173,3 +173,16 @@ def test_setitem_on_tracer():
         return x
     msg = raises(TypeError, tr.make_ir(f), X3)
     assert ".at[idx].set" in msg
+
+
+def test_negative_integer_power_of_integers_is_refused_as_in_numpy():
+    with pytest.raises(ValueError, match="negative integer powers"):
+        tr.jit(lambda x: x ** -1)(np.int32(2))
+    with pytest.raises(ValueError, match="negative integer powers"):
+        tnp.power(np.arange(3, dtype=np.int32), np.array([1, -1, 2], np.int32))
+    np.testing.assert_allclose(tr.jit(lambda x: x ** -1)(np.float32(2)), 0.5)
+
+
+def test_shaped_array_where_data_is_needed():
+    with pytest.raises(TypeError, match="abstract value"):
+        tr.jit(lambda x: x)(tr.ShapedArray((2,), np.float32))

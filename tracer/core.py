@@ -271,6 +271,9 @@ def leak_error(x: Tracer) -> TracerLeakError:
 
 def concrete_aval(x) -> tuple[np.ndarray, ShapedArray]:
     """A concrete operand as a numpy value of a supported dtype, with its abstract value."""
+    if isinstance(x, ShapedArray):
+        raise TypeError(f"{x!r} is an abstract value (a shape and dtype, no data): it can be "
+                        f"passed to make_ir(f)(...) or jit(f).lower(...), not where data is needed")
     if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
         dt, weak = dtypes.scalar_type(x)
         if weak and dt == dtypes.int32 and not (-2**31 <= x < 2**31):

@@ -363,6 +363,9 @@ def power(x, y):
             return lax.integer_pow(x, int(y))
     x, y = promote_operands("power", x, y)
     dt = get_aval(x).dtype
+    if not _dt.is_float(dt) and not isinstance(y, Tracer) and np.any(np.asarray(y) < 0):
+        raise ValueError("Integers to negative integer powers are not allowed (as numpy); "
+                         "convert the base to float first")
     if _dt.is_float(dt):
         return lax.pow(x, y)
     # integer ** integer array: exact via float64 for |result| < 2**53

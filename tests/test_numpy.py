@@ -847,3 +847,12 @@ def test_linalg_solvers(data):
     check(tnp.linalg.solve, np.linalg.solve, a, bm, rtol=rtol, atol=rtol)
     if not batch:
         check(tnp.linalg.solve, np.linalg.solve, a, b, rtol=rtol, atol=rtol)
+
+
+def test_power_and_fmod_of_bools_compute_in_int32_as_jax():
+    b = np.array([True, False])
+    for f in (lambda u, v: tnp.power(u, v), lambda u, v: tnp.fmod(u, v)):
+        got = tr.jit(f)(b, np.array([True, True]))
+        assert got.dtype == np.int32
+    np.testing.assert_array_equal(tr.jit(lambda u: tnp.power(u, 2))(b), [1, 0])
+    np.testing.assert_array_equal(tnp.power(b, b), [1, 1])

@@ -353,15 +353,21 @@ mod = remainder
 
 def fmod(x, y):
     x, y = promote_operands("fmod", x, y)
+    if get_aval(x).dtype == _dt.bool_:  # as JAX: bools compute in int32
+        x, y = cast(x, _dt.int32), cast(y, _dt.int32)
     return lax.rem(x, y)
 
 
 def power(x, y):
     if isinstance(y, (int, np.integer)) and not isinstance(y, bool) and not isinstance(x, bool):
         (x,) = promote_operands("power", x)
+        if get_aval(x).dtype == _dt.bool_:
+            x = cast(x, _dt.int32)
         if y >= 0 or _dt.is_float(get_aval(x).dtype):
             return lax.integer_pow(x, int(y))
     x, y = promote_operands("power", x, y)
+    if get_aval(x).dtype == _dt.bool_:  # as JAX: bools compute in int32
+        x, y = cast(x, _dt.int32), cast(y, _dt.int32)
     dt = get_aval(x).dtype
     if not _dt.is_float(dt) and not isinstance(y, Tracer) and np.any(np.asarray(y) < 0):
         raise ValueError("Integers to negative integer powers are not allowed (as numpy); "

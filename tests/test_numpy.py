@@ -856,3 +856,14 @@ def test_power_and_fmod_of_bools_compute_in_int32_as_jax():
         assert got.dtype == np.int32
     np.testing.assert_array_equal(tr.jit(lambda u: tnp.power(u, 2))(b), [1, 0])
     np.testing.assert_array_equal(tnp.power(b, b), [1, 1])
+
+
+def test_products_and_square_of_bools_follow_numpy_and_jax():
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 2, (3, 4)).astype(bool), rng.integers(0, 2, (4, 2)).astype(bool)
+    for f, want in [(lambda u, v: u @ v, a @ b), (lambda u, v: tnp.dot(u, v), np.dot(a, b)),
+                    (lambda u, v: tnp.einsum("ij,jk->ik", u, v), np.einsum("ij,jk->ik", a, b))]:
+        got = tr.jit(f)(a, b)
+        assert got.dtype == np.bool_
+        np.testing.assert_array_equal(got, want)
+    assert tr.jit(tnp.square)(a).dtype == np.int32

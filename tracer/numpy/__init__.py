@@ -221,6 +221,8 @@ def arctan2(y, x):
 
 def square(x):
     (x,) = promote_operands("square", x)
+    if get_aval(x).dtype == _dt.bool_:  # as JAX: int32
+        x = cast(x, _dt.int32)
     return lax.integer_pow(x, 2)
 
 
@@ -824,6 +826,19 @@ def hstack(arrays):
 
 # ---------------------------------------------------------------- linear algebra
 
+def _bool_products(fn):
+    """Products of bool arrays are bool (any of the ands), as in numpy and JAX."""
+    @functools.wraps(fn)
+    def wrapped(a, b, *rest, **kw):
+        a, b = asarray_operand(a), asarray_operand(b)
+        if _is_bool(a) and _is_bool(b):
+            r = fn(cast(a, _dt.int32), cast(b, _dt.int32), *rest, **kw)
+            return lax.ne(r, lax.full_like(r, 0))
+        return fn(a, b, *rest, **kw)
+    return wrapped
+
+
+@_bool_products
 def matmul(a, b):
     a, b = promote_operands_list("matmul", [a, b])
     sa, sb = get_aval(a).shape, get_aval(b).shape
@@ -846,6 +861,7 @@ def matmul(a, b):
     return out
 
 
+@_bool_products
 def dot(a, b):
     a, b = promote_operands_list("dot", [a, b])
     sa, sb = get_aval(a).shape, get_aval(b).shape
@@ -860,6 +876,7 @@ def vdot(a, b):
     return dot(ravel(a), ravel(b))
 
 
+@_bool_products
 def inner(a, b):
     a, b = promote_operands_list("inner", [a, b])
     sa, sb = get_aval(a).shape, get_aval(b).shape
@@ -873,6 +890,7 @@ def outer(a, b):
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
+@_bool_products
 def tensordot(a, b, axes=2):
     a, b = promote_operands_list("tensordot", [a, b])
     na, nb = get_aval(a).ndim, get_aval(b).ndim

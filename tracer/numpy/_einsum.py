@@ -95,7 +95,8 @@ def einsum(subscripts: str, *operands, optimize=None, precision=None):
     if not isinstance(subscripts, str):
         raise TypeError("einsum needs the subscripts string first (the interleaved form is not supported)")
     ops = promote_operands_list("einsum", operands)
-    if dtypes.is_bool(get_aval(ops[0]).dtype):
+    all_bool = dtypes.is_bool(get_aval(ops[0]).dtype)
+    if all_bool:  # computed in int32; the result is bool (any of the ands), as in JAX
         ops = [cast(o, dtypes.int32) for o in ops]
     terms, out = _parse(subscripts, [get_aval(o).shape for o in ops])
 
@@ -135,4 +136,5 @@ def einsum(subscripts: str, *operands, optimize=None, precision=None):
         lx = "".join(batch) + "".join(c for c in lx if c not in shared) + \
             "".join(c for c in ly if c not in shared)
     x, lx = _sum_out(x, lx, set(out))
-    return lax.transpose(x, tuple(lx.index(c) for c in out))
+    x = lax.transpose(x, tuple(lx.index(c) for c in out))
+    return lax.ne(x, lax.full_like(x, 0)) if all_bool else x

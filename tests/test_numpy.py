@@ -867,3 +867,11 @@ def test_products_and_square_of_bools_follow_numpy_and_jax():
         assert got.dtype == np.bool_
         np.testing.assert_array_equal(got, want)
     assert tr.jit(tnp.square)(a).dtype == np.int32
+
+
+def test_logaddexp_and_softplus_gradients_at_ties_are_one_half():
+    x = np.array([0.0, 1.0, -3.0], np.float32)
+    # d/dx logaddexp(x, y) = exp(x) / (exp(x) + exp(y)): 1/2 where x == y
+    np.testing.assert_allclose(tr.grad(lambda v: tnp.sum(tnp.logaddexp(v, v * 0 + x)))(x), [0.5] * 3)
+    np.testing.assert_allclose(tr.grad(lambda v: tnp.sum(tr.nn.softplus(v)))(np.zeros(2, np.float32)),
+                               [0.5, 0.5])

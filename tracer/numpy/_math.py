@@ -27,11 +27,13 @@ def logaddexp(x1, x2):
     """log(exp(x1) + exp(x2)) without overflow; exact at equal infinities."""
     from . import where as _where, isnan, maximum, log1p, exp, abs as _abs, subtract
     x1, x2 = _f("logaddexp", x1, x2)
-    m = maximum(x1, x2)
     d = subtract(x1, x2)
-    bad = isnan(d)  # inf - inf, or a NaN operand: the max is the answer
+    bad = isnan(d)  # inf - inf, or a NaN operand: the (NaN-propagating) max is the answer
     safe = _where(bad, 0.0, d)
-    return _where(bad, m, m + log1p(exp(-_abs(safe))))
+    # select, not maximum: at a tie the gradient is then 1/2 for each operand (JAX's value),
+    # where maximum's split tie rule combined with |d|'s would give 0
+    larger = _where(x1 >= x2, x1, x2)
+    return _where(bad, maximum(x1, x2), larger + log1p(exp(-_abs(safe))))
 
 
 def logaddexp2(x1, x2):

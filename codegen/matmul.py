@@ -10,9 +10,10 @@ packed row of B (one fused multiply-add per accumulator). For each block of ``KC
 rows of B, the columns are processed in panels of ``NC``: each panel is first copied
 to a contiguous scratch area as [tile][k][W] (rows of B a power of two apart would
 alias in the cache), transposing 16 x 16 blocks in registers when B is stored
-k-contiguous. The last column tile may be narrower than a tile: its packed columns
-are zero and C is read and written with masked vector accesses; the last rows use
-a tile of fewer rows. The first block of k starts from zero accumulators, so C is
+k-contiguous (one packing routine per dtype, layout and width in a module, called
+with run-time strides, like the register tile). The last column tile may be narrower
+than a tile: its packed columns are zero and C is read and written with masked
+vector accesses; the last rows use a tile of fewer rows. The first block of k starts from zero accumulators, so C is
 never cleared in a separate pass. Fewer than MR rows (a matrix-vector product, where
 packing B would only double the memory traffic) and integer dtypes take the plain
 i-k-j loop, whose inner loop the loop vectoriser widens.
@@ -230,49 +231,106 @@ def _row_tiles(b, M, rows):
 
 def _pack(g, k0, klen, j, width, dst):
     """Copy B[k0:k0+klen, j:j+width] to ``packed`` at ``dst`` as [klen][W] (columns past
-    ``width`` are zero)."""
+    ``width`` are zero), by a call of the packing routine shared by every panel of this
+    dtype, layout and width in the module."""
     fl, Bm, dt, packed = g["fl"], g["Bm"], g["dt"], g["packed"]
     b = fl.b
+    t = S.llvm_type(dt)
+    L = _lanes(dt)
+    layout = "rows" if Bm.sc == 1 else ("cols" if Bm.sr == 1 and width == L * NV else "any")
+    fn = _pack_fn(fl, dt, layout, width)
+    src = _gep(b, Bm.buf, _lin(b, g["b0"], (k0, Bm.sr), (j, Bm.sc)), t)
+    b.call(fn, [src, _gep(b, packed, dst, t), c64(Bm.sr), c64(Bm.sc), c64(klen)])
+
+
+def _pack_fn(fl, dt, layout, width):
+    """``pack(src, dst, sr, sc, klen)``: dst[kk*W + w] = src[kk*sr + w*sc] for kk < klen,
+    w < width, and 0 for width <= w < W. ``layout`` "rows": sc == 1 (vector copies);
+    "cols": sr == 1 and width == W (L x L transposes in registers, then scalar rows
+    for the last klen % L); "any": scalar copies."""
     t = S.llvm_type(dt)
     L = _lanes(dt)
     W = L * NV
     vt = ir.VectorType(t, L)
     isz = dt.itemsize
-    src0 = _lin(b, g["b0"], (k0, Bm.sr), (j, Bm.sc))
-    if Bm.sc == 1:  # rows of B contiguous: vector copies
-        def row(kk):
-            src = _lin(b, src0, (kk, Bm.sr))
-            dp = _lin(b, dst, (kk, W))
-            for v in range(NV):
-                lanes = max(0, min(L, width - v * L))
-                val = _vload(fl, _gep(b, Bm.buf, _lin(b, src, c64(v * L)), t), vt, lanes, isz) \
-                    if lanes else ir.Constant(vt, [0.0] * L)
-                b.store(val, _gep(b, packed, _lin(b, dp, c64(v * L)), t), align=64)
-        for_range(b, klen, row)
-        return
-    k_done = 0
-    if Bm.sr == 1 and width == W and klen >= L:  # k-contiguous: L x L transposes in registers
-        k_done = klen // L * L
+    name = f"__tracer_pack_{t}_{layout}_{width}"
+    fn = fl.module.globals.get(name)
+    if fn is not None:
+        return fn
+    I64 = ir.IntType(64)
+    ptr = ir.PointerType()
+    fn = ir.Function(fl.module, ir.FunctionType(ir.VoidType(), [ptr, ptr, I64, I64, I64]),
+                     name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    src0, dst, sr, sc, klen = fn.args
+    src0.add_attribute("noalias")   # B and the packing scratch never overlap
+    dst.add_attribute("noalias")
+    saved = fl.b
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    fl.b = b
+    gep = lambda p, lin: b.gep(p, [lin], inbounds=True, source_etype=t)  # noqa: E731
+    try:
+        if layout == "rows":
+            def row(kk):
+                src = b.mul(kk, sr, flags=NUW)
+                dp = b.mul(kk, c64(W), flags=NUW)
+                for v in range(NV):
+                    lanes = max(0, min(L, width - v * L))
+                    val = _vload(fl, gep(src0, _lin(b, src, c64(v * L))), vt, lanes, isz) \
+                        if lanes else ir.Constant(vt, [0.0] * L)
+                    b.store(val, gep(dst, _lin(b, dp, c64(v * L))), align=64)
+            _for_value(b, klen, row)
+            b.ret_void()
+            return fn
+        k_done = c64(0)
+        if layout == "cols":
+            nblk = b.udiv(klen, c64(L))
+            k_done = b.mul(nblk, c64(L), flags=NUW)
 
-        def block(kb):
-            for gv in range(NV):
-                src = _lin(b, src0, (kb, L), c64(gv * L * Bm.sc))
-                rows = [b.load(_gep(b, Bm.buf, _lin(b, src, c64(c * Bm.sc)), t), typ=vt, align=isz)
-                        for c in range(L)]
-                for r, col in enumerate(_transpose(b, rows, L)):
-                    b.store(col, _gep(b, packed, _lin(b, dst, (kb, L * W), c64(r * W + gv * L)), t),
-                            align=64)
-        for_range(b, klen // L, block)
+            def block(kb):
+                def group(gv):  # a loop, not unrolled: one copy of the transpose
+                    col0 = b.mul(gv, c64(L), flags=NUW)
+                    src = _lin(b, (kb, L), b.mul(col0, sc, flags=NUW))
+                    rows = [b.load(gep(src0, _lin(b, src, b.mul(c64(c), sc, flags=NUW))),
+                                   typ=vt, align=isz) for c in range(L)]
+                    for r, col in enumerate(_transpose(b, rows, L)):
+                        b.store(col, gep(dst, _lin(b, (kb, L * W), c64(r * W), col0)), align=64)
+                for_range(b, NV, group, unroll=False)
+            with b.if_then(b.icmp_unsigned(">", nblk, c64(0))):
+                _for_value(b, nblk, block)
 
-    def scalar_row(kk):
-        src = _lin(b, src0, (kk, Bm.sr))
-        dp = _lin(b, dst, (kk, W))
-        for_range(b, width, lambda w: b.store(
-            b.load(_gep(b, Bm.buf, _lin(b, src, (w, Bm.sc)), t), typ=t),
-            _gep(b, packed, _lin(b, dp, w), t)))
-        for_range(b, W, lambda w: b.store(S.const(dt, 0), _gep(b, packed, _lin(b, dp, w), t)),
-                  start=width)
-    for_range(b, klen, scalar_row, start=k_done)
+        def scalar_row(kk):
+            src = b.mul(kk, sr, flags=NUW)
+            dp = b.mul(kk, c64(W), flags=NUW)
+            for_range(b, width, lambda w: b.store(
+                b.load(gep(src0, _lin(b, src, b.mul(w, sc, flags=NUW))), typ=t),
+                gep(dst, _lin(b, dp, w))))
+            for_range(b, W, lambda w: b.store(S.const(dt, 0), gep(dst, _lin(b, dp, w))),
+                      start=width)
+        with b.if_then(b.icmp_unsigned("<", k_done, klen)):
+            _for_range_value(b, k_done, klen, scalar_row)
+        b.ret_void()
+    finally:
+        fl.b = saved
+    return fn
+
+
+def _for_range_value(b, lo, hi, body):
+    """``for i in range(lo, hi): body(i)`` for i64 values with ``lo < hi``."""
+    pre = b.block
+    loop = b.append_basic_block("loop")
+    after = b.append_basic_block("endloop")
+    b.branch(loop)
+    b.position_at_end(loop)
+    i = b.phi(ir.IntType(64), name="i")
+    i.add_incoming(lo, pre)
+    body(i)
+    nxt = b.add(i, c64(1), flags=NUW)
+    i.add_incoming(nxt, b.block)
+    b.cbranch(b.icmp_signed(">=", nxt, hi), after, loop)
+    b.position_at_end(after)
 
 
 def _epilogue_rows(g, i0, mr, j, width, last):
@@ -346,18 +404,19 @@ def _transpose(b, rows, L):
     return v
 
 
-def _micro_fn(fl, dt, mr, nv, last_lanes, a_contiguous):
+def _micro_fn(fl, dt, mr, nv, last_lanes):
     """The register-tile kernel shared by every tile of this shape and dtype in the
     module (one copy instead of one per call site: the unrolled tile is most of a
     matmul's code): ``tile(A, P, C, a_sr, a_sc, ldc, klen, first)`` sets C[r, 0:width]
     (row r at ``C + r*ldc``; the last vector ``last_lanes`` wide) to
-    ``(first ? 0 : C) + sum_k A[r*a_sr + k*a_sc] * P[k*W:(k+1)*W]`` for r < mr."""
+    ``(first ? 0 : C) + sum_k A[r*a_sr + k*a_sc] * P[k*W:(k+1)*W]`` for r < mr. (A
+    variant for k-contiguous A, ``a_sc`` == 1, was no faster and doubled this code.)"""
     t = S.llvm_type(dt)
     L = _lanes(dt)
     W = L * NV
     vt = ir.VectorType(t, L)
     isz = dt.itemsize
-    name = f"__tracer_mm_{t}_{mr}x{nv}_{last_lanes}{'_ac' if a_contiguous else ''}"
+    name = f"__tracer_mm_{t}_{mr}x{nv}_{last_lanes}"
     fn = fl.module.globals.get(name)
     if fn is not None:
         return fn
@@ -398,7 +457,7 @@ def _micro_fn(fl, dt, mr, nv, last_lanes, a_contiguous):
             brow = b.mul(kk, c64(W), flags=NUW)
             bvs = [b.load(b.gep(Pp, [_lin(b, brow, c64(v * L))], inbounds=True, source_etype=t),
                           typ=vt, align=64) for v in range(nv)]
-            ak = kk if a_contiguous else b.mul(kk, a_sc, flags=NUW)
+            ak = b.mul(kk, a_sc, flags=NUW)
             for r in range(mr):
                 a = b.load(b.gep(Ap, [_lin(b, arows[r], ak)], inbounds=True, source_etype=t), typ=t)
                 av = b.shuffle_vector(b.insert_element(undef, a, ir.Constant(I32, 0)), undef, bmask)
@@ -437,7 +496,7 @@ def _micro(g, i0, mr, j, nv, last_lanes, pbase, k0, klen, first, last, epilogue_
     with b.if_then(first):
         for r in range(mr):  # C is about to be written: fetch its lines for writing
             _prefetch(fl, C, crows[r], width * isz, 1)
-    fn = _micro_fn(fl, dt, mr, nv, last_lanes, A.sc == 1)
+    fn = _micro_fn(fl, dt, mr, nv, last_lanes)
     a_tile = _gep(b, A.buf, _lin(b, g["a0"], (i0, A.sr), (k0, A.sc)), t)
     b.call(fn, [a_tile, _gep(b, packed, pbase, t), _gep(b, C, crows[0], t), c64(A.sr), c64(A.sc),
                 c64(g["N"]), klen if isinstance(klen, ir.Value) else c64(klen), first])

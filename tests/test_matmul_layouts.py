@@ -140,3 +140,18 @@ def test_no_fusion_when_product_read_elsewhere_or_operand_later():
     # the same fused value returned twice, and the product as an output too
     check(lambda x, w: (x @ w * 2.0, x @ w * 2.0), x, w, rtol=1e-4)
     check(lambda x, w: (x @ w, x @ w * 2.0), x, w, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 5, 16, 23, 40])
+def test_transposed_and_strided_b_with_short_and_ragged_k(dt, k):
+    """B stored k-contiguous ("cols" packing, incl. k < 16 and k % 16 != 0) and B whose
+    contracting axis is neither first nor last (the scalar "any" packing)."""
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((9, k)).astype(dt)
+    bt = rng.standard_normal((37, k)).astype(dt)          # a @ bt.T
+    b3 = rng.standard_normal((5, k, 7)).astype(dt)        # contract the middle axis
+    rtol = 1e-5 if dt == np.float32 else 1e-12
+    np.testing.assert_allclose(tr.jit(lambda a, b: a @ b.T)(a, bt), a @ bt.T, rtol=rtol, atol=rtol)
+    f = tr.jit(lambda a, b: lax.dot_general(a, b, (((1,), (1,)), ((), ()))))
+    np.testing.assert_allclose(f(a, b3), np.einsum("ik,jkl->ijl", a, b3), rtol=rtol, atol=rtol)

@@ -243,6 +243,18 @@ def _pack(g, k0, klen, j, width, dst):
     b.call(fn, [src, _gep(b, packed, dst, t), c64(Bm.sr), c64(Bm.sc), c64(klen)])
 
 
+def _shared_function(fl, name: str, argtypes) -> tuple[ir.Function, bool]:
+    """The module's internal, never-inlined ``void name(argtypes)``, emitted once per
+    module; returns (function, whether it still needs a body)."""
+    fn = fl.module.globals.get(name)
+    if fn is not None:
+        return fn, False
+    fn = ir.Function(fl.module, ir.FunctionType(ir.VoidType(), argtypes), name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    return fn, True
+
+
 def _pack_fn(fl, dt, layout, width):
     """``pack(src, dst, sr, sc, klen)``: dst[kk*W + w] = src[kk*sr + w*sc] for kk < klen,
     w < width, and 0 for width <= w < W. ``layout`` "rows": sc == 1 (vector copies);
@@ -253,16 +265,11 @@ def _pack_fn(fl, dt, layout, width):
     W = L * NV
     vt = ir.VectorType(t, L)
     isz = dt.itemsize
-    name = f"__tracer_pack_{t}_{layout}_{width}"
-    fn = fl.module.globals.get(name)
-    if fn is not None:
-        return fn
     I64 = ir.IntType(64)
     ptr = ir.PointerType()
-    fn = ir.Function(fl.module, ir.FunctionType(ir.VoidType(), [ptr, ptr, I64, I64, I64]),
-                     name=name)
-    fn.linkage = "internal"
-    fn.attributes.add("noinline")
+    fn, new = _shared_function(fl, f"__tracer_pack_{t}_{layout}_{width}", [ptr, ptr, I64, I64, I64])
+    if not new:
+        return fn
     fn.attributes.add("nounwind")
     src0, dst, sr, sc, klen = fn.args
     src0.add_attribute("noalias")   # B and the packing scratch never overlap
@@ -416,16 +423,12 @@ def _micro_fn(fl, dt, mr, nv, last_lanes):
     W = L * NV
     vt = ir.VectorType(t, L)
     isz = dt.itemsize
-    name = f"__tracer_mm_{t}_{mr}x{nv}_{last_lanes}"
-    fn = fl.module.globals.get(name)
-    if fn is not None:
-        return fn
     I64 = ir.IntType(64)
     ptr = ir.PointerType()
-    fn = ir.Function(fl.module, ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, I64, I64, I64, I64, I1]),
-                     name=name)
-    fn.linkage = "internal"
-    fn.attributes.add("noinline")
+    fn, new = _shared_function(fl, f"__tracer_mm_{t}_{mr}x{nv}_{last_lanes}",
+                               [ptr, ptr, ptr, I64, I64, I64, I64, I1])
+    if not new:
+        return fn
     fn.attributes.add("nounwind")
     Ap, Pp, Cp, a_sr, a_sc, ldc, klen, first = fn.args
     entry, body = fn.append_basic_block("entry"), fn.append_basic_block("body")

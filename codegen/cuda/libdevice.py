@@ -64,20 +64,13 @@ def find() -> str:
 
 
 def _from_installed_packages() -> str | None:
-    """NVIDIA's cuda.pathfinder (shipped with cuda-bindings), then numba's CUDA support."""
+    """NVIDIA's cuda.pathfinder (shipped with cuda-bindings, the optional `cuda` extra)."""
     try:
         from cuda.pathfinder import find_bitcode_lib
         p = find_bitcode_lib("device")
         if p and os.path.isfile(str(p)):
             return str(p)
     except Exception:  # noqa: BLE001 - optional helpers; any failure means "not found"
-        pass
-    try:
-        from numba.cuda.cudadrv.libs import get_libdevice
-        p = get_libdevice()
-        if p and os.path.isfile(p):
-            return p
-    except Exception:  # noqa: BLE001
         pass
     return None
 

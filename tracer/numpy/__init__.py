@@ -648,30 +648,30 @@ def argmin(a, axis=None, keepdims=False):
     return _keep(r, get_aval(a).shape, (axis,), keepdims)
 
 
-def cumsum(a, axis=None, dtype=None):
-    (a,) = promote_operands("cumsum", a)
+def _running_operand(op, a, axis, dtype):
+    """(array, axis) for cumsum/cumprod: dtype applied (bools count as int32), axis=None
+    meaning the flattened array."""
+    (a,) = promote_operands(op, a)
     if dtype is not None:
         a = cast(a, _dt.canonical(dtype))
     elif get_aval(a).dtype == _dt.bool_:
         a = cast(a, _dt.int32)
     if axis is None:
         a, axis = ravel(a), 0
-    return lax.cumsum(a, _axes(axis, get_aval(a).ndim)[0])
+    return a, _axes(axis, get_aval(a).ndim)[0]
+
+
+def cumsum(a, axis=None, dtype=None):
+    a, axis = _running_operand("cumsum", a, axis, dtype)
+    return lax.cumsum(a, axis)
 
 
 def cumprod(a, axis=None, dtype=None):
     """Inclusive running product. There is no primitive for it: log2(n) rounds of
     multiplying by a copy shifted k = 1, 2, 4, ... places (padded with ones), so it
     stays static-shaped and differentiable, at O(n log n) work."""
-    (a,) = promote_operands("cumprod", a)
-    if dtype is not None:
-        a = cast(a, _dt.canonical(dtype))
-    elif get_aval(a).dtype == _dt.bool_:
-        a = cast(a, _dt.int32)
-    if axis is None:
-        a, axis = ravel(a), 0
+    a, ax = _running_operand("cumprod", a, axis, dtype)
     shape = get_aval(a).shape
-    ax = _axes(axis, len(shape))[0]
     n, k = shape[ax], 1
     one = np.ones((), get_aval(a).dtype)
     while k < n:
